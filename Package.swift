@@ -1,0 +1,59 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "deribit-gateway",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "deribit-gateway", targets: ["deribit-gateway"]),
+        .executable(name: "deribit-sim", targets: ["deribit-sim"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        // OpenSSL through pkg-config, with static inline wrappers for its macros.
+        .systemLibrary(
+            name: "COpenSSL",
+            pkgConfig: "openssl",
+            providers: [.apt(["libssl-dev"])]
+        ),
+        // Pure protocol cores: no fds, no queues, no clocks.
+        .target(name: "HTTP1"),
+        .target(name: "WebSocket"),
+        .target(name: "JSONRPC"),
+        // TLS over memory BIOs: ciphertext in, ciphertext out.
+        .target(name: "TLS", dependencies: ["COpenSSL"]),
+        // The only module that touches file descriptors and DispatchSources.
+        .target(
+            name: "Transport",
+            dependencies: ["HTTP1", "WebSocket", "TLS", .product(name: "Logging", package: "swift-log")]
+        ),
+        .target(
+            name: "Gateway",
+            dependencies: ["HTTP1", "WebSocket", "JSONRPC", "TLS", "Transport", .product(name: "Logging", package: "swift-log")]
+        ),
+        .target(
+            name: "DeribitSim",
+            dependencies: ["HTTP1", "WebSocket", "JSONRPC", "TLS", "Transport", .product(name: "Logging", package: "swift-log")]
+        ),
+        .executableTarget(
+            name: "deribit-gateway",
+            dependencies: ["Gateway", "Transport", .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Logging", package: "swift-log")]
+        ),
+        .executableTarget(
+            name: "deribit-sim",
+            dependencies: ["DeribitSim", "Transport", .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Logging", package: "swift-log")]
+        ),
+        .testTarget(name: "HTTP1Tests", dependencies: ["HTTP1"]),
+        .testTarget(name: "WebSocketTests", dependencies: ["WebSocket"]),
+        .testTarget(name: "JSONRPCTests", dependencies: ["JSONRPC"]),
+        .testTarget(name: "TLSTests", dependencies: ["TLS"]),
+        .testTarget(name: "TransportTests", dependencies: ["Transport", "HTTP1", "WebSocket", "TLS"]),
+        .testTarget(name: "GatewayTests", dependencies: ["Gateway"]),
+        .testTarget(name: "DeribitSimTests", dependencies: ["DeribitSim", "Transport"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["Transport", "WebSocket", "JSONRPC"]),
+    ],
+    swiftLanguageModes: [.v6]
+)
