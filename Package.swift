@@ -19,6 +19,8 @@ let package = Package(
             pkgConfig: "openssl",
             providers: [.apt(["libssl-dev"])]
         ),
+        // <sys/epoll.h> for the optional epoll event loop (SPEC §10).
+        .target(name: "CEpoll"),
         // Pure protocol cores: no fds, no queues, no clocks.
         .target(name: "HTTP1"),
         .target(name: "WebSocket"),
@@ -28,7 +30,7 @@ let package = Package(
         // The only module that touches file descriptors and DispatchSources.
         .target(
             name: "Transport",
-            dependencies: ["HTTP1", "WebSocket", "TLS", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["HTTP1", "WebSocket", "TLS", "CEpoll", .product(name: "Logging", package: "swift-log")]
         ),
         .target(
             name: "Gateway",

@@ -25,4 +25,7 @@ static inline long cossl_mode_accept_moving_write_buffer(void) { return SSL_MODE
 static inline long cossl_mode_enable_partial_write(void) { return SSL_MODE_ENABLE_PARTIAL_WRITE; }
 static inline int cossl_bio_pending(BIO *b) { return (int)BIO_ctrl_pending(b); }
 
+// TLS module.
+static inline uint64_t cossl_op_no_renegotiation(void) { return SSL_OP_NO_RENEGOTIATION; }
+
 #endif

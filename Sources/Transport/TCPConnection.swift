@@ -1,0 +1,479 @@
+import TLS
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Why a transport connection ended.
+public enum TransportCloseReason: Sendable, Equatable, CustomStringConvertible {
+    /// We closed it (`close` or `abort`).
+    case local
+    /// The peer closed its side (read returned 0).
+    case peerClosed
+    /// A system call failed (ECONNRESET, EPIPE, …).
+    case error(SystemError)
+    /// TLS failed after the handshake.
+    case tls(String)
+
+    public var description: String {
+        switch self {
+        case .local: return "closed locally"
+        case .peerClosed: return "peer closed"
+        case .error(let e): return e.description
+        case .tls(let s): return "tls: \(s)"
+        }
+    }
+}
+
+public enum TransportError: Error, Sendable, CustomStringConvertible {
+    case system(SystemError)
+    case tls(TLSError)
+    case timeout(String)
+    case handshake(String)
+    case invalidURL(String)
+
+    public var description: String {
+        switch self {
+        case .system(let e): return e.description
+        case .tls(let e): return "TLS: \(e)"
+        case .timeout(let what): return "timed out: \(what)"
+        case .handshake(let why): return "handshake failed: \(why)"
+        case .invalidURL(let u): return "invalid URL: \(u)"
+        }
+    }
+}
+
+/// A non-blocking TCP byte stream, optionally wrapped in TLS.
+///
+/// Confined to `loop`: every method must be called there, and every callback runs there.
+/// Writes are queued and flushed with vectored `sendmsg` until EAGAIN; the write interest
+/// is armed only while something is queued.
+public final class TCPConnection: IOHandler, @unchecked Sendable {
+    public let loop: EventLoop
+    public let peer: SocketAddress?
+    let fd: Int32
+    private var registration: (any IORegistration)?
+
+    private enum State { case connecting, tlsHandshaking, open, flushingThenClose, halfClosed, closed }
+    private var state: State
+
+    private var tls: TLSSession?
+    private var plaintextScratch: [UInt8] = []
+
+    // Outbound queue: chunks[head...] with `offset` bytes of chunks[head] already sent.
+    private var chunks: [[UInt8]] = []
+    private var head = 0
+    private var offset = 0
+    /// Bytes queued and not yet accepted by the kernel.
+    public private(set) var bufferedBytes = 0
+
+    /// Called with every chunk of (plaintext) bytes read.
+    public var onBytes: ((UnsafeRawBufferPointer) -> Void)?
+    /// Called once, when the connection is gone.
+    public var onClose: ((TransportCloseReason) -> Void)?
+    /// Called when the queue of unsent bytes becomes empty.
+    public var onDrained: (() -> Void)?
+
+    private var connectCompletion: ((Result<TCPConnection, TransportError>) -> Void)?
+    private var connectTimer: ScheduledTask?
+    private var lingerTimer: ScheduledTask?
+    private var readingPaused = false
+
+    /// Wraps an accepted, non-blocking socket. Call `start()` on the loop.
+    init(acceptedFD fd: Int32, loop: EventLoop) {
+        self.fd = fd
+        self.loop = loop
+        self.peer = SocketAddress.peer(of: fd)
+        self.state = .open
+        Syscall.setNoDelay(fd)
+    }
+
+    private init(connectingFD fd: Int32, loop: EventLoop, peer: SocketAddress) {
+        self.fd = fd
+        self.loop = loop
+        self.peer = peer
+        self.state = .connecting
+    }
+
+    func start() {
+        loop.assertInEventLoop()
+        registration = loop.register(fd: fd, handler: self)
+        registration?.setReadInterest(true)
+    }
+
+    /// The local address of the socket.
+    public var localAddress: SocketAddress? { SocketAddress.local(of: fd) }
+
+    public var isOpen: Bool { state == .open || state == .tlsHandshaking }
+
+    // MARK: connecting
+
+    /// Opens a TCP connection to `address` (and a TLS session when `tls` is given), then calls
+    /// `completion` on the loop. Must be called on the loop.
+    public static func connect(
+        to address: SocketAddress,
+        loop: EventLoop,
+        tls: (context: TLSContext, serverName: String?)?,
+        timeout: Duration,
+        completion: @escaping (Result<TCPConnection, TransportError>) -> Void
+    ) {
+        loop.assertInEventLoop()
+        let fd = socket(address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else {
+            completion(.failure(.system(SystemError("socket", errno: errno))))
+            return
+        }
+        Syscall.setNoDelay(fd)
+        let rc = address.withSockAddr { Glibc.connect(fd, $0, $1) }
+        if rc != 0 && errno != EINPROGRESS {
+            let e = errno
+            Syscall.close(fd)
+            completion(.failure(.system(SystemError("connect \(address)", errno: e))))
+            return
+        }
+        let conn = TCPConnection(connectingFD: fd, loop: loop, peer: address)
+        if let tls {
+            do throws(TLSError) {
+                conn.tls = try TLSSession(context: tls.context, serverName: tls.serverName)
+            } catch {
+                Syscall.close(fd)
+                completion(.failure(.tls(error)))
+                return
+            }
+        }
+        conn.connectCompletion = completion
+        conn.registration = loop.register(fd: fd, handler: conn)
+        conn.registration?.setWriteInterest(true)
+        conn.connectTimer = loop.schedule(after: timeout) { [weak conn] in
+            conn?.failConnect(.timeout("connect to \(address)"))
+        }
+    }
+
+    private func failConnect(_ error: TransportError) {
+        guard let completion = connectCompletion else { return }
+        connectCompletion = nil
+        connectTimer?.cancel()
+        state = .closed
+        registration?.close()
+        registration = nil
+        completion(.failure(error))
+    }
+
+    private func finishConnect() {
+        connectTimer?.cancel()
+        guard let completion = connectCompletion else { return }
+        connectCompletion = nil
+        state = .open
+        registration?.setReadInterest(!readingPaused)
+        completion(.success(self))
+    }
+
+    private func connectWritable() {
+        let err = Syscall.socketError(fd)
+        guard err == 0 else {
+            failConnect(.system(SystemError("connect \(peer.map { "\($0)" } ?? "")", errno: err)))
+            return
+        }
+        registration?.setWriteInterest(false)
+        if tls != nil {
+            state = .tlsHandshaking
+            registration?.setReadInterest(true)
+            driveTLSHandshake()
+        } else {
+            finishConnect()
+        }
+    }
+
+    private func driveTLSHandshake() {
+        guard let tls else { return }
+        do throws(TLSError) {
+            let result = try tls.handshake()
+            flushTLSOutput()
+            if result == .complete {
+                finishConnect()
+                // Application data may have arrived with the last handshake record.
+                if state == .open { deliverTLSPlaintext() }
+            }
+        } catch {
+            flushTLSOutput()
+            failConnect(.tls(error))
+        }
+    }
+
+    // MARK: IOHandler
+
+    func readable() {
+        switch state {
+        case .connecting:
+            return
+        case .closed:
+            return
+        default:
+            break
+        }
+        let buffer = loop.readBuffer
+        // Bounded loop: give other sockets on this loop a turn.
+        for _ in 0..<4 {
+            let result: IOResult
+            do throws(SystemError) {
+                result = try Syscall.read(fd, into: buffer)
+            } catch {
+                if state == .tlsHandshaking { failConnect(.system(error)) } else { finalClose(.error(error)) }
+                return
+            }
+            switch result {
+            case .wouldBlock:
+                return
+            case .eof:
+                if state == .tlsHandshaking {
+                    failConnect(.handshake("connection closed during TLS handshake"))
+                } else {
+                    finalClose(state == .halfClosed ? .local : .peerClosed)
+                }
+                return
+            case .processed(let n):
+                let chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
+                if state == .halfClosed || state == .flushingThenClose {
+                    continue // draining: discard what the peer still sends
+                }
+                if let tls {
+                    tls.feedCiphertext(chunk)
+                    if state == .tlsHandshaking {
+                        driveTLSHandshake()
+                    } else {
+                        deliverTLSPlaintext()
+                    }
+                } else {
+                    onBytes?(chunk)
+                }
+                if state == .closed || readingPaused { return }
+                if n < buffer.count { return }
+            }
+        }
+    }
+
+    private func deliverTLSPlaintext() {
+        guard let tls else { return }
+        plaintextScratch.removeAll(keepingCapacity: true)
+        do throws(TLSError) {
+            let r = try tls.read(into: &plaintextScratch)
+            flushTLSOutput()
+            if !plaintextScratch.isEmpty {
+                plaintextScratch.withUnsafeBytes { onBytes?($0) }
+            }
+            if r == .closed, state != .closed {
+                finalClose(.peerClosed)
+            }
+        } catch {
+            finalClose(.tls(error.description))
+        }
+    }
+
+    func writable() {
+        switch state {
+        case .connecting: connectWritable()
+        case .closed: return
+        default: flush()
+        }
+    }
+
+    // MARK: writing
+
+    /// Queues bytes and writes what the kernel takes now.
+    public func write(_ bytes: [UInt8]) {
+        guard state == .open, !bytes.isEmpty else { return }
+        if let tls {
+            do throws(TLSError) {
+                _ = try tls.write(bytes)
+            } catch {
+                finalClose(.tls(error.description))
+                return
+            }
+            flushTLSOutput()
+            return
+        }
+        enqueue(bytes)
+        flush()
+    }
+
+    /// Queues several byte arrays (e.g. a frame header and a shared payload) with one flush.
+    public func write(_ parts: [UInt8], _ more: [UInt8]) {
+        guard state == .open else { return }
+        if tls != nil {
+            write(parts)
+            write(more)
+            return
+        }
+        enqueue(parts)
+        enqueue(more)
+        flush()
+    }
+
+    /// Queues without flushing; call `flush()` after a batch.
+    public func enqueueWithoutFlush(_ bytes: [UInt8]) {
+        guard state == .open, !bytes.isEmpty else { return }
+        if tls != nil { write(bytes); return }
+        enqueue(bytes)
+    }
+
+    private func enqueue(_ bytes: [UInt8]) {
+        guard !bytes.isEmpty else { return }
+        chunks.append(bytes)
+        bufferedBytes += bytes.count
+    }
+
+    private func flushTLSOutput() {
+        guard let tls else { return }
+        let out = tls.takeCiphertext()
+        if !out.isEmpty {
+            enqueue(out)
+            flush()
+        }
+    }
+
+    /// Writes queued bytes until the queue is empty or the kernel says EAGAIN.
+    public func flush() {
+        guard state != .closed, state != .connecting else { return }
+        let maxIOV = 64
+        while head < chunks.count {
+            let count = min(maxIOV, chunks.count - head)
+            let result: IOResult
+            do throws(SystemError) {
+                result = try withIOVecs(count: count) { iov throws(SystemError) in try Syscall.sendmsg(fd, iov) }
+            } catch {
+                finalClose(.error(error))
+                return
+            }
+            switch result {
+            case .wouldBlock, .eof:
+                registration?.setWriteInterest(true)
+                return
+            case .processed(var n):
+                bufferedBytes -= n
+                while n > 0 {
+                    let remaining = chunks[head].count - offset
+                    if n >= remaining {
+                        n -= remaining
+                        chunks[head] = []
+                        head += 1
+                        offset = 0
+                    } else {
+                        offset += n
+                        n = 0
+                    }
+                }
+            }
+        }
+        // Everything written.
+        chunks.removeAll(keepingCapacity: chunks.capacity <= 1024)
+        head = 0
+        offset = 0
+        registration?.setWriteInterest(false)
+        if state == .flushingThenClose {
+            beginHalfClose()
+        } else {
+            onDrained?()
+        }
+    }
+
+    private func withIOVecs<R>(count: Int, _ body: (UnsafeMutableBufferPointer<iovec>) throws(SystemError) -> R) throws(SystemError) -> R {
+        try withUnsafeTemporaryAllocation(of: iovec.self, capacity: count) { iov throws(SystemError) -> R in
+            // The arrays stay alive in `chunks` for the duration of the call.
+            for i in 0..<count {
+                let idx = head + i
+                let skip = i == 0 ? offset : 0
+                chunks[idx].withUnsafeBytes { raw in
+                    iov[i] = iovec(iov_base: UnsafeMutableRawPointer(mutating: raw.baseAddress! + skip), iov_len: raw.count - skip)
+                }
+            }
+            return try body(iov)
+        }
+    }
+
+    /// Drops every queued byte not yet partly written (a slow consumer's backlog), so that a
+    /// close frame queued next goes out as soon as the peer reads again.
+    public func abortQueue() {
+        guard head < chunks.count else { return }
+        let keep = offset > 0 ? 1 : 0
+        let dropped = chunks[(head + keep)...].reduce(0) { $0 + $1.count }
+        chunks.removeSubrange((head + keep)...)
+        bufferedBytes -= dropped
+    }
+
+    // MARK: flow control
+
+    /// Stops reading (backpressure: the peer we forward to is full).
+    public func pauseReading() {
+        guard !readingPaused else { return }
+        readingPaused = true
+        if state == .open { registration?.setReadInterest(false) }
+    }
+
+    public func resumeReading() {
+        guard readingPaused else { return }
+        readingPaused = false
+        if state == .open { registration?.setReadInterest(true) }
+    }
+
+    // MARK: closing
+
+    /// Graceful close: flush what is queued, send FIN, drain the peer briefly, then close.
+    /// STYLE.md: closing right after a final response would let the kernel reset it.
+    public func close() {
+        switch state {
+        case .open, .tlsHandshaking:
+            tls?.shutdown()
+            flushTLSOutput()
+            if state == .closed { return }
+            if bufferedBytes > 0 {
+                state = .flushingThenClose
+                lingerTimer = loop.schedule(after: .seconds(5)) { [weak self] in self?.finalClose(.local) }
+            } else {
+                beginHalfClose()
+            }
+        case .connecting:
+            failConnect(.handshake("closed before connected"))
+        default:
+            return
+        }
+    }
+
+    private func beginHalfClose() {
+        state = .halfClosed
+        Syscall.shutdownWrite(fd)
+        registration?.setReadInterest(true)
+        lingerTimer?.cancel()
+        lingerTimer = loop.schedule(after: .seconds(2)) { [weak self] in self?.finalClose(.local) }
+    }
+
+    /// Abrupt close: RST, nothing flushed.
+    public func abort() {
+        guard state != .closed else { return }
+        if state == .connecting || connectCompletion != nil {
+            failConnect(.handshake("aborted"))
+            return
+        }
+        Syscall.setLingerZero(fd)
+        finalClose(.local)
+    }
+
+    private func finalClose(_ reason: TransportCloseReason) {
+        guard state != .closed else { return }
+        if connectCompletion != nil {
+            failConnect(.handshake(reason.description))
+            return
+        }
+        state = .closed
+        lingerTimer?.cancel()
+        registration?.close()
+        registration = nil
+        chunks = []
+        head = 0
+        offset = 0
+        bufferedBytes = 0
+        let cb = onClose
+        onClose = nil
+        onBytes = nil
+        onDrained = nil
+        cb?(reason)
+    }
+}

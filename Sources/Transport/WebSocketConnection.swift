@@ -1,0 +1,258 @@
+import Synchronization
+import TLS
+import WebSocket
+
+/// How a WebSocket connection ended, as the application sees it.
+public struct WebSocketCloseEvent: Sendable, Equatable, CustomStringConvertible {
+    /// The close code that ended it: the peer's when it started the handshake, ours when we
+    /// did, 1006 (RFC 6455 §7.1.5) when the transport went away without a close frame.
+    public let code: UInt16
+    public let reason: String
+    /// True when this side decided to close (including protocol errors we detected).
+    public let initiatedLocally: Bool
+
+    public var description: String {
+        "\(code)\(reason.isEmpty ? "" : " \(reason)")\(initiatedLocally ? " (local)" : " (remote)")"
+    }
+}
+
+/// Limits of one WebSocket connection; every limit has a name and a default.
+public struct WebSocketLimits: Sendable {
+    /// Largest single frame accepted (checked from the header, before buffering).
+    public var maxFrameBytes: Int
+    /// Largest reassembled message (SPEC §6.1: `limits.max_message_bytes`, close 1009).
+    public var maxMessageBytes: Int
+    /// Unsent outbound bytes after which the peer is a slow consumer (SPEC §8, close 1008).
+    public var maxBufferedBytes: Int
+    /// How long to wait for the peer's close frame or TCP close after we sent ours.
+    public var closeTimeout: Duration
+
+    public init(
+        maxFrameBytes: Int = 1 << 20, maxMessageBytes: Int = 1 << 20,
+        maxBufferedBytes: Int = 16 << 20, closeTimeout: Duration = .seconds(3)
+    ) {
+        self.maxFrameBytes = maxFrameBytes
+        self.maxMessageBytes = maxMessageBytes
+        self.maxBufferedBytes = maxBufferedBytes
+        self.closeTimeout = closeTimeout
+    }
+}
+
+private let connectionIDs = Atomic<UInt64>(0)
+
+/// An RFC 6455 connection (either role) over a `TCPConnection`.
+///
+/// Confined to `loop`: every method must be called there and every callback runs there.
+/// Text messages only (Deribit's API is text): binary messages close with 1003.
+public final class WebSocketConnection: @unchecked Sendable {
+    public let id: UInt64
+    public let role: WebSocketRole
+    public let tcp: TCPConnection
+    public var loop: EventLoop { tcp.loop }
+    public let limits: WebSocketLimits
+
+    private var parser: WebSocketFrameParser
+    private var assembler: WebSocketMessageAssembler
+    private var machine: WebSocketConnectionStateMachine
+    private var closeTimer: ScheduledTask?
+    private var closeEvent: WebSocketCloseEvent?
+    private var finished = false
+
+    /// A complete text message (payload bytes, valid UTF-8).
+    public var onText: ((WebSocketConnection, [UInt8]) -> Void)?
+    /// Called once when the connection is gone.
+    public var onClose: ((WebSocketConnection, WebSocketCloseEvent) -> Void)?
+    /// Called when every queued byte has been handed to the kernel.
+    public var onDrained: ((WebSocketConnection) -> Void)?
+
+    /// Bytes queued for this peer and not yet written.
+    public var bufferedBytes: Int { tcp.bufferedBytes }
+    public var isOpen: Bool { machine.canSendData && !finished }
+
+    init(tcp: TCPConnection, role: WebSocketRole, limits: WebSocketLimits, initialBytes: [UInt8]) {
+        self.id = connectionIDs.add(1, ordering: .relaxed).newValue
+        self.tcp = tcp
+        self.role = role
+        self.limits = limits
+        parser = WebSocketFrameParser(role: role, maxFrameSize: limits.maxFrameBytes)
+        assembler = WebSocketMessageAssembler(maxMessageSize: limits.maxMessageBytes, acceptBinary: false)
+        machine = WebSocketConnectionStateMachine(role: role)
+        tcp.onBytes = { [unowned self] bytes in self.received(bytes) }
+        tcp.onClose = { [unowned self] reason in self.transportClosed(reason) }
+        tcp.onDrained = { [unowned self] in self.onDrained?(self) }
+        if !initialBytes.isEmpty {
+            parser.feed(initialBytes)
+        }
+    }
+
+    /// Processes bytes that arrived together with the handshake. Call once callbacks are set.
+    public func start() {
+        if parser.bufferedByteCount > 0 { processFrames() }
+    }
+
+    // MARK: receiving
+
+    private func received(_ bytes: UnsafeRawBufferPointer) {
+        parser.feed(bytes)
+        processFrames()
+    }
+
+    private func processFrames() {
+        while !finished {
+            let message: WebSocketMessage
+            do throws(WebSocketProtocolError) {
+                guard let frame = try parser.next() else { return }
+                guard let m = try assembler.receive(frame) else { continue }
+                message = m
+            } catch {
+                fail(error)
+                return
+            }
+            if case .close(let code, let reason) = message, closeEvent == nil {
+                closeEvent = WebSocketCloseEvent(code: code ?? 1005, reason: reason, initiatedLocally: false)
+            }
+            perform(machine.receivedMessage(message))
+        }
+    }
+
+    private func fail(_ error: WebSocketProtocolError) {
+        if closeEvent == nil {
+            closeEvent = WebSocketCloseEvent(code: error.closeCode, reason: "\(error)", initiatedLocally: true)
+        }
+        perform(machine.protocolError(error))
+    }
+
+    private func perform(_ action: WebSocketConnectionStateMachine.Action) {
+        switch action {
+        case .deliverText(let bytes):
+            onText?(self, bytes)
+        case .deliverBinary:
+            break  // unreachable: the assembler refuses binary (1003)
+        case .sendPong(let payload):
+            writeFrame(.pong, payload)
+        case .sendClose(let code, let reason):
+            writeFrame(.close, WebSocketFrameEncoder.closePayload(code: code, reason: reason))
+            armCloseTimer()
+        case .sendCloseThenCloseTransport(let code, let reason):
+            writeFrame(.close, WebSocketFrameEncoder.closePayload(code: code, reason: reason))
+            tcp.close()
+            armCloseTimer()
+        case .closeTransport:
+            tcp.close()
+            armCloseTimer()
+        case .awaitTransportClose:
+            armCloseTimer()
+        case .ignore:
+            break
+        }
+    }
+
+    private func armCloseTimer() {
+        guard closeTimer == nil else { return }
+        closeTimer = loop.schedule(after: limits.closeTimeout) { [weak self] in
+            guard let self, !self.finished else { return }
+            _ = self.machine.closeTimerFired()
+            self.tcp.abort()
+        }
+    }
+
+    private func transportClosed(_ reason: TransportCloseReason) {
+        guard !finished else { return }
+        finished = true
+        closeTimer?.cancel()
+        _ = machine.transportClosed()
+        let event = closeEvent ?? WebSocketCloseEvent(code: 1006, reason: reason.description, initiatedLocally: false)
+        let cb = onClose
+        onClose = nil
+        onText = nil
+        onDrained = nil
+        cb?(self, event)
+    }
+
+    // MARK: sending
+
+    private var maskingKey: WebSocketMaskingKey? {
+        guard role == .client else { return nil }
+        // RFC 6455 §5.3: a fresh, unpredictable key for every frame a client sends.
+        let r = UInt32.random(in: .min ... .max)
+        return (UInt8(r >> 24), UInt8(truncatingIfNeeded: r >> 16), UInt8(truncatingIfNeeded: r >> 8), UInt8(truncatingIfNeeded: r))
+    }
+
+    private func writeFrame(_ opcode: WebSocketOpcode, _ payload: [UInt8]) {
+        if role == .server, payload.count > 4096 {
+            // Header and payload as two iovecs: the payload is not copied.
+            tcp.write(WebSocketFrameEncoder.header(opcode: opcode, payloadLength: payload.count), payload)
+        } else {
+            tcp.write(WebSocketFrameEncoder.encode(opcode: opcode, payload: payload, maskingKey: maskingKey))
+        }
+        checkSlowConsumer()
+    }
+
+    /// Sends one text message.
+    public func sendText(_ payload: [UInt8]) {
+        guard isOpen else { return }
+        writeFrame(.text, payload)
+    }
+
+    /// Queues an already-encoded server frame (see `WebSocketConnection.encodeTextFrame`).
+    /// The same array can be queued to many connections: it is never copied.
+    public func sendEncodedFrame(_ frame: [UInt8]) {
+        guard isOpen else { return }
+        precondition(role == .server, "clients must mask each frame")
+        tcp.write(frame)
+        checkSlowConsumer()
+    }
+
+    /// Like `sendEncodedFrame` without flushing; call `flush()` after a batch.
+    public func enqueueEncodedFrame(_ frame: [UInt8]) {
+        guard isOpen else { return }
+        tcp.enqueueWithoutFlush(frame)
+        checkSlowConsumer()
+    }
+
+    public func flush() {
+        tcp.flush()
+    }
+
+    /// Encodes a server-role text frame once, to be queued to any number of connections.
+    public static func encodeTextFrame(_ payload: [UInt8]) -> [UInt8] {
+        WebSocketFrameEncoder.encode(opcode: .text, payload: payload)
+    }
+
+    private func checkSlowConsumer() {
+        // SPEC §8: a peer whose unsent data passes the limit is closed with 1008; nobody waits for it.
+        if tcp.bufferedBytes > limits.maxBufferedBytes, !finished {
+            closeEvent = closeEvent ?? WebSocketCloseEvent(code: 1008, reason: "slow consumer", initiatedLocally: true)
+            // Its queue is not going to drain: send the close frame in place of the backlog.
+            tcp.abortQueue()
+            perform(machine.sendClose(code: 1008, reason: "slow consumer"))
+            if !finished { tcp.close() }
+        }
+    }
+
+    /// Starts the close handshake (RFC 6455 §7.1.2).
+    public func close(code: UInt16 = 1000, reason: String = "") {
+        guard !finished else { return }
+        if closeEvent == nil {
+            closeEvent = WebSocketCloseEvent(code: code, reason: reason, initiatedLocally: true)
+        }
+        let action = machine.sendClose(code: code, reason: reason)
+        perform(action)
+        if role == .server, case .sendClose = action {
+            // We will close TCP when the peer's close frame arrives, or at the timer.
+        }
+    }
+
+    /// Closes the TCP connection at once, without a close frame.
+    public func abort(reason: String = "aborted") {
+        guard !finished else { return }
+        if closeEvent == nil {
+            closeEvent = WebSocketCloseEvent(code: 1006, reason: reason, initiatedLocally: true)
+        }
+        tcp.abort()
+    }
+
+    /// Stops reading from this peer (backpressure).
+    public func pauseReading() { tcp.pauseReading() }
+    public func resumeReading() { tcp.resumeReading() }
+}
