@@ -1,0 +1,65 @@
+/// Builds frames for the wire (RFC 6455 §5.2). A client passes a fresh random masking key
+/// for every frame (§5.3); a server passes none.
+public enum WebSocketFrameEncoder {
+    /// Header and payload in one buffer; the payload is masked when a key is given.
+    public static func encode(
+        opcode: WebSocketOpcode,
+        payload: some Collection<UInt8>,
+        fin: Bool = true,
+        maskingKey: WebSocketMaskingKey? = nil
+    ) -> [UInt8] {
+        let count = payload.count
+        var frame = header(opcode: opcode, payloadLength: count, fin: fin, maskingKey: maskingKey)
+        let payloadStart = frame.count
+        frame.reserveCapacity(payloadStart + count)
+        frame.append(contentsOf: payload)
+        if let maskingKey { WebSocketMasking.apply(maskingKey, to: &frame, from: payloadStart) }
+        return frame
+    }
+
+    /// The 2–14 header bytes alone, for writing header and payload with one `writev`.
+    /// With a masking key the caller must mask the payload itself; a server (no key) sends
+    /// the payload bytes unchanged, so one notification can be queued to many clients.
+    public static func header(
+        opcode: WebSocketOpcode,
+        payloadLength: Int,
+        fin: Bool = true,
+        maskingKey: WebSocketMaskingKey? = nil
+    ) -> [UInt8] {
+        precondition(payloadLength >= 0, "negative payload length")
+        var header: [UInt8] = []
+        header.reserveCapacity(14)
+        header.append((fin ? 0x80 : 0) | opcode.rawValue)
+        let maskBit: UInt8 = maskingKey == nil ? 0 : 0x80
+        // RFC 6455 §5.2: the minimal encoding of the length.
+        switch payloadLength {
+        case ..<126:
+            header.append(maskBit | UInt8(payloadLength))
+        case ...0xFFFF:
+            header.append(maskBit | 126)
+            header.append(UInt8(truncatingIfNeeded: payloadLength >> 8))
+            header.append(UInt8(truncatingIfNeeded: payloadLength))
+        default:
+            header.append(maskBit | 127)
+            let length = UInt64(payloadLength)
+            for shift in stride(from: 56, through: 0, by: -8) {
+                header.append(UInt8(truncatingIfNeeded: length >> UInt64(shift)))
+            }
+        }
+        if let key = maskingKey {
+            header.append(contentsOf: [key.0, key.1, key.2, key.3])
+        }
+        return header
+    }
+
+    /// A close frame body (RFC 6455 §5.5.1): the code in network byte order, then the reason
+    /// in UTF-8, cut at a character boundary so the whole fits a 125-byte control frame.
+    public static func closePayload(code: UInt16, reason: String) -> [UInt8] {
+        var payload: [UInt8] = [UInt8(code >> 8), UInt8(truncatingIfNeeded: code)]
+        for scalar in reason.unicodeScalars {
+            guard payload.count + scalar.utf8.count <= 125 else { break }
+            payload.append(contentsOf: scalar.utf8)
+        }
+        return payload
+    }
+}

@@ -1,2 +1,0 @@
-import XCTest
-final class WebSocketTestsPlaceholder: XCTestCase { func testNothing() {} }
