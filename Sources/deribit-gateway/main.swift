@@ -1,1 +1,2 @@
-print("deribit-gateway")
+// Entry point of the gateway server; the command line is in GatewayCommand.swift.
+GatewayCommand.main()
