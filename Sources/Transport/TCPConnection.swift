@@ -75,6 +75,9 @@ public final class TCPConnection: IOHandler, @unchecked Sendable {
 
     private var connectCompletion: ((Result<TCPConnection, TransportError>) -> Void)?
     private var connectTimer: ScheduledTask?
+    /// Keeps a connecting socket alive: the loop holds its handler weakly and nobody else
+    /// has it before `completion` runs.
+    private var retainedWhileConnecting: TCPConnection?
     private var lingerTimer: ScheduledTask?
     private var readingPaused = false
 
@@ -141,6 +144,7 @@ public final class TCPConnection: IOHandler, @unchecked Sendable {
             }
         }
         conn.connectCompletion = completion
+        conn.retainedWhileConnecting = conn
         conn.registration = loop.register(fd: fd, handler: conn)
         conn.registration?.setWriteInterest(true)
         conn.connectTimer = loop.schedule(after: timeout) { [weak conn] in
@@ -156,6 +160,7 @@ public final class TCPConnection: IOHandler, @unchecked Sendable {
         registration?.close()
         registration = nil
         completion(.failure(error))
+        retainedWhileConnecting = nil
     }
 
     private func finishConnect() {
@@ -165,6 +170,7 @@ public final class TCPConnection: IOHandler, @unchecked Sendable {
         state = .open
         registration?.setReadInterest(!readingPaused)
         completion(.success(self))
+        retainedWhileConnecting = nil
     }
 
     private func connectWritable() {

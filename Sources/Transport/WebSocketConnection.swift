@@ -74,7 +74,7 @@ public final class WebSocketConnection: @unchecked Sendable {
         self.tcp = tcp
         self.role = role
         self.limits = limits
-        parser = WebSocketFrameParser(role: role, maxFrameSize: limits.maxFrameBytes)
+        parser = WebSocketFrameParser(role: role, maxFrameSize: limits.maxFrameBytes, maxMessageSize: limits.maxMessageBytes)
         assembler = WebSocketMessageAssembler(maxMessageSize: limits.maxMessageBytes, acceptBinary: false)
         machine = WebSocketConnectionStateMachine(role: role)
         tcp.onBytes = { [unowned self] bytes in self.received(bytes) }

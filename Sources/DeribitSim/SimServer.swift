@@ -1,0 +1,152 @@
+import Dispatch
+import Foundation
+import HTTP1
+import Logging
+import Transport
+
+/// The simulator's I/O glue: serves `SimExchange` over the project's own transport.
+///
+/// Confined to one event loop: the exchange, every connection and the fault switches.
+public final class SimServerInstance: @unchecked Sendable {
+    public let loop: EventLoop
+    let exchange: SimExchange
+    let logger: Logger
+    var server: HTTPServer?
+    var connections: [UInt64: WebSocketConnection] = [:]
+    var tickTimer: ScheduledTask?
+    // Fault injection (docs/SIM.md).
+    var stopAnswering = false
+    var delayMillis = 0
+    var dropped = 0
+
+    public init(config: SimConfig, loop: EventLoop, logger: Logger) {
+        self.loop = loop
+        self.exchange = SimExchange(config: config)
+        self.logger = logger
+    }
+
+    static func nowMicros() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000 + UInt64(ts.tv_nsec) / 1000
+    }
+
+    /// Binds and starts serving. Call on the loop.
+    @discardableResult
+    public func start(host: String, port: Int) throws -> SocketAddress {
+        guard let address = SocketAddress(host: host, port: port) else { throw TransportError.invalidURL("\(host):\(port)") }
+        let server = HTTPServer(address: address, loop: loop) { [unowned self] request, _ in self.route(request) }
+        let bound = try server.start()
+        self.server = server
+        tickTimer = loop.scheduleRepeating(every: .milliseconds(2)) { [weak self] in
+            guard let self else { return }
+            self.perform(self.exchange.tick(nowMicros: Self.nowMicros()), delayed: false)
+        }
+        return bound
+    }
+
+    func route(_ request: HTTPRequest) -> HTTPServerAction {
+        let now = Self.nowMicros()
+        switch (request.method, request.path) {
+        case ("GET", "/ws/api/v2"), ("GET", "/ws/api/v2/"):
+            // Deribit's own frame limit is 32 kB; accept more so the exchange can answer -32600.
+            let limits = WebSocketLimits(maxFrameBytes: 4 << 20, maxMessageBytes: 4 << 20, maxBufferedBytes: 64 << 20)
+            return .upgradeToWebSocket(limits) { [unowned self] ws in self.opened(ws) }
+        case ("GET", "/sim/state"):
+            return .respond(json(200, exchange.stateJSON(nowMicros: now)))
+        case ("POST", "/sim/fault/drop_all"):
+            let all = Array(connections.values)
+            for ws in all { ws.abort(reason: "fault: drop_all") }
+            return .respond(json(200, Array("{\"dropped\":\(all.count)}".utf8)))
+        case ("POST", "/sim/fault/stop_answering"):
+            stopAnswering = queryValue(request, "on").map { $0 == "true" || $0 == "1" } ?? true
+            return .respond(json(200, Array("{\"stop_answering\":\(stopAnswering)}".utf8)))
+        case ("POST", "/sim/fault/delay"):
+            delayMillis = max(0, Int(queryValue(request, "ms") ?? "0") ?? 0)
+            return .respond(json(200, Array("{\"delay_ms\":\(delayMillis)}".utf8)))
+        case ("POST", "/sim/publish"):
+            guard let channel = queryValue(request, "channel") else {
+                return .respond(json(400, Array(#"{"error":"channel query parameter required"}"#.utf8)))
+            }
+            perform(exchange.publish(channel: channel, dataJSON: request.body, nowMicros: now), delayed: false)
+            return .respond(json(200, Array(#"{"published":true}"#.utf8)))
+        case ("GET", let path) where path.hasPrefix("/api/v2/"):
+            let method = String(path.dropFirst("/api/v2/".count))
+            let query = HTTPQuery.parse(request.query ?? "")
+            let r = exchange.httpAPI(path: method, query: query, nowMicros: now, authorization: request.headers["Authorization"])
+            return .respond(json(r.status, r.body))
+        default:
+            return .respond(json(404, Array(#"{"error":"not found"}"#.utf8)))
+        }
+    }
+
+    func queryValue(_ request: HTTPRequest, _ name: String) -> String? {
+        HTTPQuery.parse(request.query ?? "").first { $0.name == name }?.value
+    }
+
+    func json(_ status: Int, _ body: [UInt8]) -> HTTPResponse {
+        var h = HTTPHeaders()
+        h.add(name: "Content-Type", value: "application/json")
+        return HTTPResponse(status: status, headers: h, body: body)
+    }
+
+    func opened(_ ws: WebSocketConnection) {
+        connections[ws.id] = ws
+        let id = SimConnectionID(ws.id)
+        exchange.connectionOpened(id, nowMicros: Self.nowMicros())
+        ws.onText = { [unowned self] _, bytes in
+            guard !self.stopAnswering else { return }
+            self.perform(self.exchange.received(text: bytes, from: id, nowMicros: Self.nowMicros()), delayed: true)
+        }
+        ws.onClose = { [unowned self] ws, _ in
+            self.connections[ws.id] = nil
+            self.perform(self.exchange.connectionClosed(id, nowMicros: Self.nowMicros()), delayed: false)
+        }
+    }
+
+    func perform(_ effects: [SimEffect], delayed: Bool) {
+        if delayed && delayMillis > 0 {
+            loop.schedule(after: .milliseconds(delayMillis)) { [weak self] in self?.perform(effects, delayed: false) }
+            return
+        }
+        for effect in effects {
+            switch effect {
+            case .send(let id, let bytes):
+                if stopAnswering && Self.isHeartbeat(bytes) { continue }
+                connections[id.raw]?.sendText(bytes)
+            case .broadcast(let ids, let bytes):
+                if stopAnswering && Self.isHeartbeat(bytes) { continue }
+                // Framed once, queued to every subscriber.
+                let frame = WebSocketConnection.encodeTextFrame(bytes)
+                for id in ids { connections[id.raw]?.sendEncodedFrame(frame) }
+            case .close(let id, let code, let reason):
+                connections[id.raw]?.close(code: code, reason: reason)
+            case .drop(let id):
+                connections[id.raw]?.abort(reason: "dropped by exchange")
+            }
+        }
+    }
+
+    static func isHeartbeat(_ bytes: [UInt8]) -> Bool {
+        bytes.count < 120 && String(decoding: bytes, as: UTF8.self).contains("\"heartbeat\"")
+    }
+}
+
+public enum SimServer {
+    /// Serves until killed. Prints `deribit-sim listening on HOST:PORT` on stdout once bound.
+    public static func run(listenHost: String, port: UInt16, config: SimConfig, logger: Logger) throws {
+        let loop = EventLoop(kind: .dispatch, label: "deribit-sim")
+        let instance = SimServerInstance(config: config, loop: loop, logger: logger)
+        let ready = DispatchSemaphore(value: 0)
+        nonisolated(unsafe) var result: Result<SocketAddress, Error> = .failure(TransportError.timeout("start"))
+        loop.execute {
+            do { result = .success(try instance.start(host: listenHost, port: Int(port))) } catch { result = .failure(error) }
+            ready.signal()
+        }
+        ready.wait()
+        let bound = try result.get()
+        FileHandle.standardOutput.write(Data("deribit-sim listening on \(bound)\n".utf8))
+        logger.notice("deribit-sim listening on \(bound)")
+        withExtendedLifetime(instance) { dispatchMain() }
+    }
+}

@@ -1,0 +1,54 @@
+import Transport
+
+/// One strategy's WebSocket connection to the gateway.
+///
+/// Confined to the gateway's event loop, like everything it points to.
+final class ClientSession: @unchecked Sendable {
+    let ws: WebSocketConnection
+    var id: UInt64 { ws.id }
+    /// The configured client it authenticated as; nil while anonymous.
+    var client: GatewayConfig.Client?
+    var scope: Scope
+    /// `public/hello` data: logged and shown in /health, never a metric label.
+    var helloName: String?
+    var helloVersion: String?
+    /// Forwarded requests still waiting for the upstream.
+    var pendingCount = 0
+    /// Channels this client holds.
+    var channels: Set<String> = []
+    /// Per-connection cancel-on-disconnect flag (SPEC §7).
+    var cancelOnDisconnect: Bool
+    var rateLimit: TokenBucket?
+    var closed = false
+    /// Set by `private/logout`: the disconnect does not cancel orders.
+    var loggedOut = false
+    /// Why the gateway closed it (heartbeat, shutdown, …), for logs and metrics.
+    var closeReason: String?
+
+    // Heartbeat emulation (SPEC §6.2).
+    var heartbeatInterval: Int?
+    var heartbeatTimer: ScheduledTask?
+    var testRequestDeadline: ScheduledTask?
+
+    // Gateway-issued tokens of this connection.
+    var accessToken: String?
+
+    /// Open orders this client created (SPEC §7), by order id.
+    var openOrders: Set<String> = []
+
+    init(ws: WebSocketConnection, anonymousScope: Scope) {
+        self.ws = ws
+        self.scope = anonymousScope
+        self.cancelOnDisconnect = false
+    }
+
+    /// The bounded metric label: a configured client name or `anonymous`.
+    var label: String { client?.name ?? "anonymous" }
+
+    var isAuthenticated: Bool { client != nil }
+
+    func send(_ bytes: [UInt8]) {
+        guard !closed else { return }
+        ws.sendText(bytes)
+    }
+}

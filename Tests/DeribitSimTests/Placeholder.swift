@@ -1,2 +1,0 @@
-import XCTest
-final class DeribitSimTestsPlaceholder: XCTestCase { func testNothing() {} }

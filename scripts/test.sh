@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# The project's one test command (README, CI). Installs what the interop tests need (Debian/Ubuntu),
+# prepares a Python virtualenv with the independent WebSocket peer, builds and runs `swift test`.
+# Extra arguments go to `swift test` (e.g. `scripts/test.sh --filter TransportTests`).
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO"
+
+# The independent WebSocket implementation the interop tests talk to.
+WEBSOCKETS_VERSION="15.0.1"
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+apt_updated=0
+apt_install() {
+    if ! command -v apt-get >/dev/null 2>&1; then
+        echo "test.sh: missing $*, and no apt-get to install them" >&2
+        exit 1
+    fi
+    if [ "$apt_updated" -eq 0 ]; then
+        $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q </dev/null
+        apt_updated=1
+    fi
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" </dev/null
+}
+
+missing=()
+if ! pkg-config --exists openssl 2>/dev/null; then missing+=(libssl-dev); fi
+if ! command -v pkg-config >/dev/null 2>&1; then missing+=(pkg-config); fi
+if ! command -v openssl >/dev/null 2>&1; then missing+=(openssl); fi
+if ! command -v python3 >/dev/null 2>&1; then missing+=(python3); fi
+if [ "${#missing[@]}" -gt 0 ]; then apt_install "${missing[@]}"; fi
+
+VENV="$REPO/.venv"
+if [ ! -x "$VENV/bin/python" ]; then
+    if ! python3 -m venv "$VENV" >/dev/null 2>&1; then
+        # Debian's python3 ships venv (and ensurepip) separately.
+        rm -rf "$VENV"
+        py="$(python3 -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')"
+        apt_install python3-venv "python${py}-venv" || apt_install python3-venv
+        python3 -m venv "$VENV"
+    fi
+fi
+if ! "$VENV/bin/python" -c "import websockets, sys; sys.exit(websockets.__version__ != '$WEBSOCKETS_VERSION')" 2>/dev/null; then
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "websockets==$WEBSOCKETS_VERSION"
+fi
+export INTEROP_PYTHON="$VENV/bin/python"
+
+swift build --build-tests
+swift test "$@"
