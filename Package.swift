@@ -55,7 +55,7 @@ let package = Package(
         .testTarget(name: "TransportTests", dependencies: ["Transport", "HTTP1", "WebSocket", "TLS"]),
         .testTarget(name: "GatewayTests", dependencies: ["Gateway"]),
         .testTarget(name: "DeribitSimTests", dependencies: ["DeribitSim", "Transport"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["Transport", "WebSocket", "JSONRPC"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["Transport", "WebSocket", "JSONRPC", "TLS"]),
     ],
     swiftLanguageModes: [.v6]
 )

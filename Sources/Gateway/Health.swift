@@ -104,6 +104,8 @@ public enum GatewayMain {
             do {
                 let bound = try gateway.start()
                 logger.notice("listening on \(bound)", metadata: ["port": "\(bound.port)"])
+                // One machine-readable line for tools and tests (the port may have been 0).
+                FileHandle.standardOutput.write(Data("deribit-gateway listening on \(bound)\n".utf8))
             } catch {
                 failure = error
             }

@@ -177,6 +177,7 @@ private final class ClientHandshake: @unchecked Sendable {
                 fail(.handshake("\(e) (HTTP \(message.status))"))
             case .success:
                 timer?.cancel()
+                tcp.onClose = nil
                 let ws = WebSocketConnection(tcp: tcp, role: .client, limits: limits, initialBytes: parser.takeBufferedBytes())
                 let cb = completion
                 completion = nil
@@ -187,8 +188,9 @@ private final class ClientHandshake: @unchecked Sendable {
         tcp.onClose = { [self] reason in
             fail(.handshake("connection closed during upgrade: \(reason)"))
         }
-        timer = tcp.loop.schedule(after: timeout) { [self] in
-            fail(.timeout("WebSocket upgrade to \(url)"))
+        let url = self.url
+        timer = tcp.loop.schedule(after: timeout) { [weak self] in
+            self?.fail(.timeout("WebSocket upgrade to \(url)"))
         }
         tcp.write(serializeRequest(method: "GET", target: url.target, headers: headers, body: []))
     }

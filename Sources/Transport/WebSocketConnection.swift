@@ -77,11 +77,25 @@ public final class WebSocketConnection: @unchecked Sendable {
         parser = WebSocketFrameParser(role: role, maxFrameSize: limits.maxFrameBytes, maxMessageSize: limits.maxMessageBytes)
         assembler = WebSocketMessageAssembler(maxMessageSize: limits.maxMessageBytes, acceptBinary: false)
         machine = WebSocketConnectionStateMachine(role: role)
-        tcp.onBytes = { [unowned self] bytes in self.received(bytes) }
-        tcp.onClose = { [unowned self] reason in self.transportClosed(reason) }
-        tcp.onDrained = { [unowned self] in self.onDrained?(self) }
+        tcp.onBytes = { [weak self] bytes in self?.received(bytes) }
+        tcp.onClose = { [weak self] reason in self?.transportClosed(reason) }
+        tcp.onDrained = { [weak self] in
+            guard let self else { return }
+            self.onDrained?(self)
+        }
         if !initialBytes.isEmpty {
             parser.feed(initialBytes)
+        }
+    }
+
+    /// A connection dropped by its owner without a close is aborted, so its fd never leaks.
+    deinit {
+        if !finished {
+            tcp.onBytes = nil
+            tcp.onClose = nil
+            tcp.onDrained = nil
+            let tcp = self.tcp
+            tcp.loop.execute { tcp.abort() }
         }
     }
 

@@ -98,7 +98,7 @@ final class ConfigProcessTests: XCTestCase {
                 "config error: bogus: unknown key",
                 "config error: upstream.credits.max: expected an integer, got string",
             ]),
-            (#"{"listen": "127.0.0.1:70000"}"#, [:], ["config error: listen: port 70000 out of range 1-65535"]),
+            (#"{"listen": "127.0.0.1:70000"}"#, [:], ["config error: listen: port 70000 out of range 0-65535"]),
             (#"{"clients": [{"name": "mm", "secret_env": "MM_SECRET", "scope": "trade"}]}"#, [:],
              ["config error: clients[0].secret_env: environment variable MM_SECRET is not set"]),
             (#"{"listen": "#, [:], ["invalid JSON at line 1"]),
@@ -131,9 +131,9 @@ final class ConfigProcessTests: XCTestCase {
     }
 
     func testFlagsOverrideTheFile() throws {
-        let refused = try runGateway(["--check-config", "--config", ConfigTests.examplePath, "--listen", "127.0.0.1:0"])
+        let refused = try runGateway(["--check-config", "--config", ConfigTests.examplePath, "--listen", "127.0.0.1:70000"])
         XCTAssertEqual(refused.status, 78)
-        XCTAssertTrue(refused.stderr.contains("config error: --listen: port 0 out of range 1-65535"), refused.stderr)
+        XCTAssertTrue(refused.stderr.contains("config error: --listen: port 70000 out of range 0-65535"), refused.stderr)
 
         let exposed = try runGateway(["--check-config", "--listen", "0.0.0.0:8777"])
         XCTAssertEqual(exposed.status, 78)

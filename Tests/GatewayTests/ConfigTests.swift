@@ -58,8 +58,7 @@ final class ConfigTests: XCTestCase {
          "clients[0].rate_limit.per_s: expected a number, got string"),
         ("null for string", #"{"upstream": {"url": null}}"#, [:], "upstream.url: expected a string, got null"),
         ("listen not a string", #"{"listen": 8777}"#, [:], "listen: expected a string, got integer"),
-        ("port out of range", #"{"listen": "127.0.0.1:70000"}"#, [:], "listen: port 70000 out of range 1-65535"),
-        ("port zero", #"{"listen": "127.0.0.1:0"}"#, [:], "listen: port 0 out of range 1-65535"),
+        ("port out of range", #"{"listen": "127.0.0.1:70000"}"#, [:], "listen: port 70000 out of range 0-65535"),
         ("listen without port", #"{"listen": "127.0.0.1"}"#, [:], #"listen: expected HOST:PORT, got "127.0.0.1""#),
         ("listen with a non-numeric port", #"{"listen": "127.0.0.1:http"}"#, [:], #"listen: port "http" is not a number"#),
         ("listen on a host name", #"{"listen": "example.com:8777"}"#, [:],
@@ -177,7 +176,7 @@ final class ConfigTests: XCTestCase {
             """#
         let reported = problems(json)
         let expected = [
-            "listen: port 70000 out of range 1-65535",
+            "listen: port 70000 out of range 0-65535",
             "upstream.nope: unknown key",
             "upstream.heartbeat_interval_s: must be at least 10",
             "upstream.credits.max: expected an integer, got string",
@@ -317,7 +316,7 @@ final class ConfigTests: XCTestCase {
     func testOverrideProblemsNameTheFlag() {
         let reported = problems("{}", overrides: GatewayConfigOverrides(listen: "127.0.0.1:99999", upstreamURL: "http://x/"))
         XCTAssertEqual(reported, [
-            "--listen: port 99999 out of range 1-65535",
+            "--listen: port 99999 out of range 0-65535",
             #"--upstream-url: scheme must be ws or wss, got "http""#,
         ])
         let exposed = problems("{}", overrides: GatewayConfigOverrides(listen: "0.0.0.0:8777"))

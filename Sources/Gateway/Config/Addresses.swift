@@ -12,7 +12,7 @@ public struct ListenAddress: Sendable, Equatable, CustomStringConvertible {
 
     /// The host without brackets (`127.0.0.1`, `::1`, `localhost`).
     public var host: String
-    /// 0 asks the kernel for a free port; the file and `--listen` accept 1–65535 only.
+    /// 0 asks the kernel for a free port (tests); the bound port is printed at start.
     public var port: UInt16
     public var family: Family
 
@@ -86,8 +86,9 @@ public struct ListenAddress: Sendable, Equatable, CustomStringConvertible {
         else {
             return .failure(ConfigProblem("port \"\(portText)\" is not a number"))
         }
-        guard (1...65_535).contains(port) else {
-            return .failure(ConfigProblem("port \(port) out of range 1-65535"))
+        // Port 0 asks the kernel for a free port; the bound port is logged and printed.
+        guard (0...65_535).contains(port) else {
+            return .failure(ConfigProblem("port \(port) out of range 0-65535"))
         }
         return .success(ListenAddress(host: host, port: UInt16(port), family: family))
     }
