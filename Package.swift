@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .executable(name: "deribit-gateway", targets: ["deribit-gateway"]),
         .executable(name: "deribit-sim", targets: ["deribit-sim"]),
+        .executable(name: "gateway-bench", targets: ["gateway-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -47,6 +48,11 @@ let package = Package(
         .executableTarget(
             name: "deribit-sim",
             dependencies: ["DeribitSim", "Transport", .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Logging", package: "swift-log")]
+        ),
+        // The load generator of scripts/bench.sh (SPEC §10). Not a test.
+        .executableTarget(
+            name: "gateway-bench",
+            dependencies: ["Transport", "WebSocket", "JSONRPC", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .testTarget(name: "HTTP1Tests", dependencies: ["HTTP1"]),
         .testTarget(name: "WebSocketTests", dependencies: ["WebSocket"]),
