@@ -1,11 +1,14 @@
 import Transport
 
-/// One strategy's WebSocket connection to the gateway.
+/// One strategy's WebSocket connection to the gateway, or one HTTP JSON-RPC call.
 ///
 /// Confined to the gateway's event loop, like everything it points to.
 final class ClientSession: @unchecked Sendable {
-    let ws: WebSocketConnection
-    var id: UInt64 { ws.id }
+    /// Nil only for an HTTP call, which never reaches WebSocket-only code paths.
+    let ws: WebSocketConnection!
+    let id: UInt64
+    /// For an HTTP call: where its one response goes.
+    private var httpResponder: (([UInt8]) -> Void)?
     /// The configured client it authenticated as; nil while anonymous.
     var client: GatewayConfig.Client?
     var scope: Scope
@@ -38,6 +41,7 @@ final class ClientSession: @unchecked Sendable {
 
     init(ws: WebSocketConnection, anonymousScope: Scope) {
         self.ws = ws
+        self.id = ws.id
         self.scope = anonymousScope
         self.cancelOnDisconnect = false
     }
@@ -47,8 +51,26 @@ final class ClientSession: @unchecked Sendable {
 
     var isAuthenticated: Bool { client != nil }
 
+    /// A transient session for one HTTP JSON-RPC request (SPEC §5).
+    init(httpCallID: UInt64, scope: Scope, client: GatewayConfig.Client?, responder: @escaping ([UInt8]) -> Void) {
+        self.ws = nil
+        self.id = httpCallID
+        self.scope = scope
+        self.client = client
+        self.cancelOnDisconnect = false
+        self.httpResponder = responder
+    }
+
+    var isHTTP: Bool { ws == nil }
+
     func send(_ bytes: [UInt8]) {
         guard !closed else { return }
+        if let responder = httpResponder {
+            httpResponder = nil
+            closed = true
+            responder(bytes)
+            return
+        }
         ws.sendText(bytes)
     }
 }

@@ -43,6 +43,7 @@ public final class Gateway: @unchecked Sendable {
     /// Forwarded requests that arrived while the upstream was not ready.
     var waitingForReady: [QueuedRequest] = []
     var sweepTimer: ScheduledTask?
+    var httpCallCounter: UInt64 = 0
     var tlsContext: TLSContext?
 
     // Credits (SPEC §6.6).
@@ -190,11 +191,17 @@ public final class Gateway: @unchecked Sendable {
 
     // MARK: client messages (SPEC §6.1)
 
-    func clientMessage(_ session: ClientSession, _ bytes: [UInt8]) {
+    func clientMessage(_ session: ClientSession, _ bytes: [UInt8], httpDefaultID: Bool = false) {
         guard !session.closed else { return }
-        let scan: JSONRPCScan
+        var bytes = bytes
+        var scan: JSONRPCScan
         do throws(JSONRPCScanError) {
             scan = try JSONRPCScanner.scan(bytes)
+            if httpDefaultID && scan.id == nil {
+                // HTTP callers may leave the id out: answer with "id":null like Deribit's HTTP API.
+                bytes = JSONRPCSplice.replacing(scan.objectStart + 1 ..< scan.objectStart + 1, in: bytes, with: Array("\"id\":null,".utf8))
+                scan = try JSONRPCScanner.scan(bytes)
+            }
         } catch {
             // -32700 with a null id for non-JSON; -32600 for arrays and scalars.
             metrics.request(session.label, .refused)

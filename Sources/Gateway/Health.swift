@@ -1,5 +1,6 @@
 import Foundation
 import HTTP1
+import JSONRPC
 import Logging
 import Transport
 
@@ -81,14 +82,76 @@ extension Gateway {
         return w.text
     }
 
-    // HTTP JSON-RPC over the shared upstream (SPEC §5) is not built yet: answered 501.
+    // MARK: HTTP JSON-RPC over the shared upstream (SPEC §5)
+
+    /// `POST /api/v2` with a JSON-RPC body.
     func httpJSONRPC(body: [UInt8], request: HTTPRequest) -> HTTPServerAction {
-        .respond(jsonResponse(501, #"{"error":"HTTP JSON-RPC is not implemented yet; use the WebSocket endpoint /ws/api/v2"}"#))
+        httpCall(body, authorization: request.headers["Authorization"])
     }
 
+    /// `GET /api/v2/{public,private}/METHOD?params`: params from the query string.
     func httpGetJSONRPC(_ request: HTTPRequest) -> HTTPServerAction {
-        httpJSONRPC(body: [], request: request)
+        let method = String(request.path.dropFirst("/api/v2/".count))
+        var params: [String] = []
+        for (name, value) in HTTPQuery.parse(request.query ?? "") {
+            params.append("\(quoted(name)):\(Self.queryValueJSON(value))")
+        }
+        let body = "{\"jsonrpc\":\"2.0\",\"id\":null,\"method\":\(quoted(method)),\"params\":{\(params.joined(separator: ","))}}"
+        return httpCall(Array(body.utf8), authorization: request.headers["Authorization"])
     }
+
+    /// Query values are strings; numbers and booleans are passed as JSON numbers and booleans,
+    /// as Deribit's HTTP API reads them.
+    static func queryValueJSON(_ v: String) -> String {
+        if v == "true" || v == "false" { return v }
+        if !v.isEmpty, Double(v) != nil, v.allSatisfy({ "0123456789.-eE+".contains($0) }), !v.hasPrefix("+") {
+            return v
+        }
+        return String(decoding: JSONRPCWire.quoted(v), as: UTF8.self)
+    }
+
+    /// Runs one request through the same router as a WebSocket message, on a transient
+    /// session whose scope comes from the bearer token (a gateway-issued access token).
+    func httpCall(_ body: [UInt8], authorization: String?) -> HTTPServerAction {
+        var client: GatewayConfig.Client?
+        if let auth = authorization {
+            let parts = auth.split(separator: " ", maxSplits: 1)
+            guard parts.count == 2, parts[0].lowercased() == "bearer", let name = accessTokens[String(parts[1])],
+                  let c = config.client(named: name) else {
+                return .respond(jsonResponse(401, String(decoding: JSONRPCWire.error(id: JSONRPCWire.nullID, code: 13009, message: "unauthorized"), as: UTF8.self)))
+            }
+            client = c
+        }
+        httpCallCounter += 1
+        let callID = UInt64.max - httpCallCounter
+        let scope = client?.scope ?? config.anonymousScope
+        return .deferred { [unowned self] respond in
+            let session = ClientSession(httpCallID: callID, scope: scope, client: client) { bytes in
+                let isError = (try? JSONRPCScanner.scan(bytes))?.error != nil
+                var headers = HTTPHeaders()
+                headers.add(name: "Content-Type", value: "application/json")
+                respond(HTTPResponse(status: isError ? 400 : 200, headers: headers, body: bytes))
+            }
+            if let c = client {
+                session.cancelOnDisconnect = false
+                if let rl = c.rateLimit { session.rateLimit = TokenBucket(capacity: Double(rl.burst), refillPerSecond: rl.perSecond, now: self.now) }
+            }
+            if let scan = try? JSONRPCScanner.scan(body), let m = JSONRPCScanner.method(in: body, scan: scan), Self.webSocketOnly.contains(m) {
+                let id = scan.id.map { Array(body[$0]) } ?? JSONRPCWire.nullID
+                session.send(JSONRPCWire.error(id: id, code: 11050, message: "bad_request", data: Array(#"{"reason":"only available over WebSocket"}"#.utf8)))
+                return
+            }
+            // JSON-RPC over HTTP may omit the id; the router needs one to answer.
+            self.clientMessage(session, body, httpDefaultID: true)
+        }
+    }
+
+    static let webSocketOnly: Set<String> = [
+        "public/subscribe", "private/subscribe", "public/unsubscribe", "private/unsubscribe",
+        "public/unsubscribe_all", "private/unsubscribe_all", "public/set_heartbeat", "public/disable_heartbeat",
+        "private/logout", "private/enable_cancel_on_disconnect", "private/disable_cancel_on_disconnect",
+        "private/get_cancel_on_disconnect",
+    ]
 }
 
 /// Runs the gateway until SIGINT/SIGTERM.
