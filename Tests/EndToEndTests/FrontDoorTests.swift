@@ -1,0 +1,157 @@
+import Foundation
+import Transport
+import XCTest
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// SPEC §5: one port for the WebSocket API, /health, /metrics and Deribit's HTTP API.
+final class FrontDoorTests: XCTestCase {
+    var sim: SimProcess!
+    var gw: GatewayProcess!
+
+    override func setUpWithError() throws {
+        sim = try SimProcess()
+        gw = try GatewayProcess(config: GatewayProcess.config(
+            sim: sim,
+            clients: [["name": "mm", "secret": "mm-secret", "scope": "trade"]],
+            extra: ["limits": ["max_clients": 2], "allowed_origins": ["https://ops.example"]]))
+        try gw.waitForHealth(200)
+    }
+
+    override func tearDown() {
+        gw?.stop()
+        sim?.stop()
+    }
+
+    func testHealthBodyReflectsTheUpstream() throws {
+        let h = try gw.health()
+        XCTAssertEqual(h.status, 200)
+        XCTAssertEqual(h.body["status"] as? String, "ok")
+        let up = try XCTUnwrap(h.body["upstream"] as? [String: Any])
+        XCTAssertEqual(up["state"] as? String, "ready")
+        XCTAssertEqual(up["authenticated"] as? Bool, true)
+        XCTAssertEqual(up["url"] as? String, sim.wsURL)
+        XCTAssertEqual(up["heartbeat_interval_s"] as? Int, 10)
+        XCTAssertNotNil(up["last_message_age_ms"] as? Int)
+        XCTAssertEqual((h.body["clients"] as? [String: Any])?["connected"] as? Int, 0)
+        XCTAssertNotNil(h.body["uptime_s"])
+        XCTAssertEqual(h.body["version"] as? String, "0.1.0")
+    }
+
+    func testUnknownPathIs404AndMalformedRequestIs400() throws {
+        XCTAssertEqual(try HTTPClient.request("GET", port: gw.port, path: "/nope").status, 404)
+        XCTAssertEqual(try HTTPClient.request("GET", port: gw.port, path: "/ws/api/v2").status, 400, "no upgrade headers")
+        // A request line with a space inside the target.
+        let fd = try rawConnect(gw.port)
+        defer { close(fd) }
+        let bad = Array("GET /a b HTTP/1.1\r\nHost: x\r\n\r\n".utf8)
+        _ = bad.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        let answer = String(decoding: try readAll(fd), as: UTF8.self)
+        XCTAssertTrue(answer.hasPrefix("HTTP/1.1 400 "), answer)
+    }
+
+    func testMetricsExposition() throws {
+        let r = try HTTPClient.request("GET", port: gw.port, path: "/metrics")
+        XCTAssertEqual(r.status, 200)
+        XCTAssertTrue(r.headers["content-type"]?.hasPrefix("text/plain") ?? false)
+        let text = String(decoding: r.body, as: UTF8.self)
+        for name in ["deribit_gateway_upstream_up 1", "deribit_gateway_upstream_reconnects_total",
+                     "deribit_gateway_upstream_request_duration_seconds_bucket", "deribit_gateway_clients_connected",
+                     "deribit_gateway_notifications_total", "deribit_gateway_frames_sent_total",
+                     "deribit_gateway_subscribed_channels", "deribit_gateway_credits_available{bucket=\"default\"}"] {
+            XCTAssertTrue(text.contains(name), "missing \(name)")
+        }
+    }
+
+    func testOriginNotAllowedIs403AndListedOriginUpgrades() throws {
+        // A 101 leaves the connection open: read the status line only.
+        func upgrade(origin: String) throws -> Int {
+            let fd = try rawConnect(gw.port)
+            defer { close(fd) }
+            let req = Array(("GET /ws/api/v2 HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                + "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nOrigin: \(origin)\r\n\r\n").utf8)
+            _ = req.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            var head: [UInt8] = []
+            var byte: UInt8 = 0
+            while !head.suffix(4).elementsEqual("\r\n\r\n".utf8) {
+                guard recv(fd, &byte, 1, 0) == 1 else { throw TestFailure("no HTTP head: \(String(decoding: head, as: UTF8.self))") }
+                head.append(byte)
+            }
+            return Int(String(decoding: head, as: UTF8.self).split(separator: " ")[1]) ?? 0
+        }
+        XCTAssertEqual(try upgrade(origin: "https://evil.example"), 403)
+        XCTAssertEqual(try upgrade(origin: "https://ops.example"), 101)
+    }
+
+    func testMaxClientsIs503() throws {
+        let loop = makeLoop(.dispatch)
+        let a = try RPCClient(url: gw.wsURL, loop: loop)
+        let b = try RPCClient(url: gw.wsURL, loop: loop)
+        _ = try a.call("public/test")
+        _ = try b.call("public/test")
+        XCTAssertThrowsError(try RPCClient(url: gw.wsURL, loop: loop)) { error in
+            XCTAssertTrue("\(error)".contains("503"), "\(error)")
+        }
+        let status = try HTTPClient.request("GET", port: gw.port, path: "/ws/api/v2", headers: [
+            "Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13",
+            "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+        ]).status
+        XCTAssertEqual(status, 503)
+    }
+
+    func testHTTPJSONRPC() throws {
+        let get = try HTTPClient.request("GET", port: gw.port, path: "/api/v2/public/get_time")
+        XCTAssertEqual(get.status, 200)
+        XCTAssertNotNil((try RPCClient.decode(get.body))["result"] as? Int)
+
+        let post = try HTTPClient.request("POST", port: gw.port, path: "/api/v2", body: Array(#"{"jsonrpc":"2.0","id":"p-1","method":"public/test","params":{}}"#.utf8))
+        XCTAssertEqual(post.status, 200)
+        XCTAssertTrue(String(decoding: post.body, as: UTF8.self).contains("\"id\":\"p-1\""))
+
+        let anon = try HTTPClient.request("GET", port: gw.port, path: "/api/v2/private/get_open_orders_by_currency?currency=BTC")
+        XCTAssertEqual(anon.status, 400)
+        XCTAssertEqual(((try RPCClient.decode(anon.body))["error"] as? [String: Any])?["code"] as? Int, 13009)
+
+        let auth = try HTTPClient.request("GET", port: gw.port, path: "/api/v2/public/auth?grant_type=client_credentials&client_id=mm&client_secret=mm-secret")
+        XCTAssertEqual(auth.status, 200)
+        let token = try XCTUnwrap(((try RPCClient.decode(auth.body))["result"] as? [String: Any])?["access_token"] as? String)
+        let orders = try HTTPClient.request("GET", port: gw.port, path: "/api/v2/private/get_open_orders_by_currency?currency=BTC",
+                                            headers: ["Authorization": "Bearer \(token)"])
+        XCTAssertEqual(orders.status, 200, String(decoding: orders.body, as: UTF8.self))
+        XCTAssertNotNil((try RPCClient.decode(orders.body))["result"] as? [Any])
+
+        let bad = try HTTPClient.request("GET", port: gw.port, path: "/api/v2/private/get_open_orders_by_currency?currency=BTC",
+                                         headers: ["Authorization": "Bearer not-a-token"])
+        XCTAssertEqual(bad.status, 401)
+
+        let wsOnly = try HTTPClient.request("GET", port: gw.port, path: "/api/v2/public/subscribe?channels=x")
+        XCTAssertEqual(((try RPCClient.decode(wsOnly.body))["error"] as? [String: Any])?["code"] as? Int, 11050)
+    }
+
+    // MARK: raw sockets
+
+    func rawConnect(_ port: Int) throws -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var tv = timeval(tv_sec: Int(testDeadline), tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = in_port_t(UInt16(port).bigEndian)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        guard rc == 0 else { throw TestFailure("connect: \(errno)") }
+        return fd
+    }
+
+    func readAll(_ fd: Int32) throws -> [UInt8] {
+        var out: [UInt8] = []
+        var buf = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n == 0 { return out }
+            guard n > 0 else { throw TestFailure("recv errno \(errno)") }
+            out += buf[0..<n]
+        }
+    }
+}
