@@ -44,6 +44,8 @@ public final class Gateway: @unchecked Sendable {
     var waitingForReady: [QueuedRequest] = []
     var sweepTimer: ScheduledTask?
     var httpCallCounter: UInt64 = 0
+    /// Client reads are paused while the upstream's write buffer is over its high watermark.
+    var clientsPaused = false
     var tlsContext: TLSContext?
 
     // Credits (SPEC §6.6).
@@ -63,10 +65,9 @@ public final class Gateway: @unchecked Sendable {
 
     let maxPendingPerClient = 1024
 
-    // Cancel-on-disconnect (SPEC §7): order id → creating client's connection id.
-    var orderOwners: [String: UInt64] = [:]
-    /// Disconnected clients whose order responses are still outstanding.
-    var departedOwners: [UInt64: ClientSession] = [:]
+    // Cancel-on-disconnect (SPEC §7): which client created which open order (Orders.swift).
+    var orderLedger = OrderLedger()
+    var lateOrderRequests: [UInt64: LateOrderRequest] = [:]
 
     public init(config: GatewayConfig, loop: EventLoop, logger: Logger, tlsContext: TLSContext? = nil) {
         self.config = config
@@ -152,6 +153,7 @@ public final class Gateway: @unchecked Sendable {
         clients[ws.id] = session
         ws.onText = { [unowned self] _, bytes in self.clientMessage(session, bytes) }
         ws.onClose = { [unowned self] _, event in self.clientClosed(session, event) }
+        if clientsPaused { ws.pauseReading() }
         logger.debug("client connected", metadata: ["conn.id": "\(ws.id)", "peer": "\(ws.tcp.peer.map { "\($0)" } ?? "?")"])
     }
 
@@ -187,6 +189,9 @@ public final class Gateway: @unchecked Sendable {
         guard !session.closed else { return }
         session.closeReason = metricReason
         session.ws.close(code: code, reason: reason)
+        // The session ends now: its cancel-on-disconnect and channels do not wait for a peer
+        // that may never answer the close handshake.
+        clientClosed(session, WebSocketCloseEvent(code: code, reason: reason, initiatedLocally: true))
     }
 
     // MARK: client messages (SPEC §6.1)

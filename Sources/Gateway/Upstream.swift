@@ -40,6 +40,8 @@ struct QueuedRequest {
     let bytes: [UInt8]
     let bucket: CreditBucket
     let deadline: UInt64
+    /// Clients' requests leave a reserve in the credit model for the gateway's own.
+    var keepsReserve = true
 }
 
 enum CreditBucket { case standard, subscribe, matchingEngine }
@@ -78,6 +80,7 @@ extension Gateway {
             upstreamConnectedAt = now
             upstreamLastMessageAt = now
             ws.onText = { [unowned self] _, bytes in self.upstreamMessage(bytes) }
+            ws.onDrained = { [unowned self] _ in self.upstreamDrained() }
             ws.onClose = { [unowned self] _, event in self.upstreamClosed(event, generation: generation) }
             upstreamState = .authenticating
             runHandshake()
@@ -168,17 +171,19 @@ extension Gateway {
         upstreamState = .ready
         reconnectAttempt = 0
         logger.notice("upstream ready", metadata: ["version": "\(upstreamVersion ?? "?")", "authenticated": "\(upstreamAuthenticated)"])
+        pinOrderTrackingChannel()
         resubscribeAll()
         let queued = waitingForReady
         waitingForReady = []
         for q in queued where pending[q.upstreamID] != nil {
-            dispatch(q)
+            dispatch(q, reserve: q.keepsReserve)
         }
     }
 
     private func upstreamClosed(_ event: WebSocketCloseEvent, generation: Int) {
         guard generation == upstreamGeneration else { return }
         upstream = nil
+        upstreamDrained()
         upstreamAuthenticated = false
         upstreamConnectedAt = nil
         refreshTimer?.cancel()
@@ -232,7 +237,7 @@ extension Gateway {
         let deadline = now + UInt64(config.upstream.requestTimeoutMilliseconds) * 1_000_000
         pending[id] = PendingRequest(owner: .local(completion), method: method, sentAt: now, deadline: deadline)
         timeoutQueue.append((id, deadline))
-        let q = QueuedRequest(upstreamID: id, bytes: bytes, bucket: bucket, deadline: deadline)
+        let q = QueuedRequest(upstreamID: id, bytes: bytes, bucket: bucket, deadline: deadline, keepsReserve: false)
         if whenReady && upstreamState != .ready {
             waitingForReady.append(q)
         } else if upstream == nil {
@@ -275,7 +280,6 @@ extension Gateway {
         timeoutQueue.append((id, deadline))
         session.pendingCount += 1
         metrics.request(session.label, .forwarded)
-        noteOrderRequest(request, upstreamID: id)
         let bucket: CreditBucket = MethodPolicy.isMatchingEngine(request.method) ? .matchingEngine : .standard
         let q = QueuedRequest(upstreamID: id, bytes: out, bucket: bucket, deadline: deadline)
         if upstreamState == .ready {
@@ -340,6 +344,21 @@ extension Gateway {
         }
         pending[q.upstreamID]?.sentAt = now
         ws.sendText(q.bytes)
+        if ws.bufferedBytes > Self.upstreamHighWatermark && !clientsPaused {
+            // Backpressure: the upstream socket is not draining; stop reading clients
+            // until it does, rather than queueing without bound.
+            clientsPaused = true
+            logger.warning("upstream write buffer over \(Self.upstreamHighWatermark) bytes: pausing client reads")
+            for c in clients.values { c.ws.pauseReading() }
+        }
+    }
+
+    static var upstreamHighWatermark: Int { 4 << 20 }
+
+    func upstreamDrained() {
+        guard clientsPaused else { return }
+        clientsPaused = false
+        for c in clients.values { c.ws.resumeReading() }
     }
 
     // MARK: receiving
@@ -371,7 +390,10 @@ extension Gateway {
             logger.error("upstream response without a routable id: \(String(decoding: bytes.prefix(300), as: UTF8.self))")
             return
         }
-        guard let p = pending.removeValue(forKey: id) else { return }  // timed out already
+        guard let p = pending.removeValue(forKey: id) else {
+            lateResponse(id, bytes, scan)  // timed out already; an order it made still counts
+            return
+        }
         let seconds = Double(now - p.sentAt) / 1e9
         metrics.requestDuration.observe(seconds)
         upstreamRTTMillis = seconds * 1000
@@ -417,6 +439,7 @@ extension Gateway {
             timeoutHead += 1
             guard let p = pending.removeValue(forKey: id) else { continue }
             let sent = upstreamState == .ready && !waitingForReady.contains { $0.upstreamID == id }
+            if sent { keepLateOrderRequest(id, p) }
             // Never sent: the upstream was unavailable (-32000). Sent and unanswered: -32001.
             complete(p, sent
                 ? .failed(code: JSONRPCErrorCode.upstreamTimeout, message: "upstream_timeout")
