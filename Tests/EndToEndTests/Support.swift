@@ -294,20 +294,29 @@ final class GatewayProcess: @unchecked Sendable {
     }
 }
 
+/// A blocking TCP connection to 127.0.0.1:`port` whose reads time out at the test deadline.
+func connectBlocking(port: Int) throws -> Int32 {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw TestFailure("socket: \(errno)") }
+    var tv = timeval(tv_sec: Int(testDeadline), tv_usec: 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_port = in_port_t(UInt16(port).bigEndian)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+    guard rc == 0 else {
+        close(fd)
+        throw TestFailure("connect 127.0.0.1:\(port): errno \(errno)")
+    }
+    return fd
+}
+
 /// A blocking HTTP/1.1 request over a plain socket (Connection: close).
 enum HTTPClient {
     static func request(_ method: String, port: Int, path: String, headers: [String: String] = [:], body: [UInt8] = []) throws -> (status: Int, body: [UInt8], headers: [String: String]) {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw TestFailure("socket: \(errno)") }
+        let fd = try connectBlocking(port: port)
         defer { close(fd) }
-        var tv = timeval(tv_sec: Int(testDeadline), tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = in_port_t(UInt16(port).bigEndian)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        guard rc == 0 else { throw TestFailure("connect 127.0.0.1:\(port): errno \(errno)") }
         var text = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\nContent-Length: \(body.count)\r\n"
         for (k, v) in headers { text += "\(k): \(v)\r\n" }
         text += "\r\n"
