@@ -62,7 +62,7 @@ final class InteropTests: XCTestCase {
     private func ourClientAgainstPythonTLSServer(_ kind: EventLoopKind) throws {
         let loop = makeLoop(kind)
         let dir = try temporaryDirectory()
-        let certs = try InteropCertificates.make(in: dir.appendingPathComponent("good"))
+        let certs = try TestCertificates.make(in: dir.appendingPathComponent("good"))
         let (child, port) = try startPythonServer(tls: (certs.certFile, certs.keyFile))
         defer { child.terminate() }
 
@@ -90,7 +90,7 @@ final class InteropTests: XCTestCase {
         let loop = makeLoop(kind)
         let dir = try temporaryDirectory()
         // A chain we trust, but for another name.
-        let certs = try InteropCertificates.make(in: dir.appendingPathComponent("other"), names: "DNS:other.example")
+        let certs = try TestCertificates.make(in: dir.appendingPathComponent("other"), names: "DNS:other.example")
         let (child, port) = try startPythonServer(tls: (certs.certFile, certs.keyFile))
         defer { child.terminate() }
         let trusted = TLSContextBox(context: try TLSContext.client(caFile: certs.caFile))

@@ -1,16 +1,17 @@
 import Foundation
 
-/// Throwaway PKI for tests, made with the `openssl` CLI. Copy freely into other test targets.
-enum TestCertificates {
-    struct Failure: Error, CustomStringConvertible {
-        var description: String
+/// Throwaway PKI for tests, made with the `openssl` CLI, with the leaf's
+/// names as a parameter.
+public enum TestCertificates {
+    public struct Failure: Error, CustomStringConvertible {
+        public var description: String
     }
 
-    /// A CA (`ca.pem`) and a leaf for `localhost` with subjectAltName DNS:localhost and
-    /// IP:127.0.0.1 signed by it (`server.pem`, key `server.key`), all PEM, in `directory`.
-    static func make(in directory: URL) throws -> (caFile: String, certFile: String, keyFile: String) {
+    /// A CA (`ca.pem`) and a leaf with subjectAltName `names` (by default DNS:localhost and
+    /// IP:127.0.0.1) signed by it (`server.pem`, key `server.key`), all PEM, in `directory`.
+    public static func make(in directory: URL, names: String = "DNS:localhost, IP:127.0.0.1") throws -> (caFile: String, certFile: String, keyFile: String) {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let config = try writeConfig(in: directory)
+        let config = try writeConfig(in: directory, names: names)
         let ca = directory.appendingPathComponent("ca.pem").path
         let caKey = directory.appendingPathComponent("ca.key").path
         let csr = directory.appendingPathComponent("server.csr").path
@@ -28,9 +29,9 @@ enum TestCertificates {
     }
 
     /// A self-signed certificate for `localhost` / 127.0.0.1 that no CA vouches for.
-    static func makeSelfSigned(in directory: URL) throws -> (certFile: String, keyFile: String) {
+    public static func makeSelfSigned(in directory: URL) throws -> (certFile: String, keyFile: String) {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let config = try writeConfig(in: directory)
+        let config = try writeConfig(in: directory, names: "DNS:localhost, IP:127.0.0.1")
         let cert = directory.appendingPathComponent("self-signed.pem").path
         let key = directory.appendingPathComponent("self-signed.key").path
         try openssl(["req", "-x509", "-config", config, "-extensions", "selfsigned", "-newkey", "ec",
@@ -39,7 +40,7 @@ enum TestCertificates {
         return (cert, key)
     }
 
-    private static func writeConfig(in directory: URL) throws -> String {
+    private static func writeConfig(in directory: URL, names: String) throws -> String {
         let path = directory.appendingPathComponent("openssl.cnf").path
         let text = """
             [req]
@@ -55,7 +56,7 @@ enum TestCertificates {
             basicConstraints = critical, CA:FALSE
             keyUsage = critical, digitalSignature
             extendedKeyUsage = serverAuth
-            subjectAltName = DNS:localhost, IP:127.0.0.1
+            subjectAltName = \(names)
             subjectKeyIdentifier = hash
             authorityKeyIdentifier = keyid
             [selfsigned]
