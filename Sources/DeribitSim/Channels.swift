@@ -183,7 +183,7 @@ extension SimExchange {
         tradeSeq += 1
         return .object([
             ("trade_seq", .int(markets[i].tradeSeq)),
-            ("trade_id", .string(String(tradeSeq))),
+            ("trade_id", .string(tradeID(instruments[i]))),
             ("timestamp", .int(Int64(now / 1_000))),
             ("tick_direction", .num(tickDirection)),
             ("price", .fixed(price)),
@@ -257,7 +257,7 @@ extension SimExchange {
         let band = Fixed(raw: mark.raw / 100 * 3)
         var fields: [(String, J)] = [
             ("timestamp", .int(now)),
-            ("stats", .object([("volume", .fixed(m.volume)), ("price_change", .double(0)),
+            ("stats", .object([("volume", .fixed(m.volume)), ("volume_usd", .fixed(m.volume)), ("price_change", .double(0)),
                                ("low", .fixed(m.low)), ("high", .fixed(m.high))])),
             ("state", .string("open")),
             ("settlement_price", .fixed(Fixed(inst.referencePrice))),
@@ -270,7 +270,9 @@ extension SimExchange {
             ("index_price", .fixed(mark)),
         ]
         if inst.kind == .future {
-            if inst.isPerpetual { fields += [("funding_8h", .double(0)), ("current_funding", .double(0))] }
+            if inst.isPerpetual {
+                fields += [("funding_8h", .double(0)), ("current_funding", .double(0)), ("interest_value", .double(0))]
+            }
             fields.append(("estimated_delivery_price", .fixed(mark)))
         } else if inst.kind == .option {
             fields += [("underlying_price", .fixed(mark)), ("underlying_index", .string("index_price")),
@@ -304,6 +306,7 @@ extension SimExchange {
             ("maker_commission", .double(inst.kind == .option ? 0.0003 : 0)),
             ("kind", .string(inst.kind.rawValue)),
             ("is_active", .bool(true)),
+            ("state", .string("open")),
             ("instrument_name", .string(inst.name)),
             ("instrument_id", .num(i + 1)),
             ("expiration_timestamp", .int(inst.expirationTimestamp)),

@@ -37,7 +37,7 @@ public struct SimInstrument: Sendable, Equatable {
     public var kind: Kind
     public var baseCurrency: String
     public var isPerpetual: Bool
-    /// Milliseconds since the epoch; 32503680000000 (year 3000) for perpetuals, as Deribit.
+    /// Milliseconds since the epoch; 32503708800000 (3000-01-01 08:00 UTC) for perpetuals, as Deribit.
     public var expirationTimestamp: Int64
     public var strike: Double?
     /// "call" or "put".
@@ -68,7 +68,7 @@ public struct SimInstrument: Sendable, Equatable {
         let futureContract = cur == "BTC" ? 10.0 : 1.0
         if parts.count == 2, parts[1] == "PERPETUAL" {
             return SimInstrument(name: name, kind: .future, baseCurrency: cur, isPerpetual: true,
-                                 expirationTimestamp: 32_503_680_000_000, tickSize: futureTick,
+                                 expirationTimestamp: 32_503_708_800_000, tickSize: futureTick,
                                  contractSize: futureContract, minTradeAmount: futureContract, referencePrice: spot)
         }
         guard let expiry = expiryMillis(parts[1]) else { return nil }
@@ -135,7 +135,7 @@ public struct SimConfig: Sendable {
     public var maxFrameBytes: Int
     /// Seed of the synthetic market data; the same seed gives the same books and trades.
     public var seed: UInt64
-    /// Price levels per side of each synthetic book. ~25 bytes a level: 400 gives ~20 KB snapshots.
+    /// Price levels per side of each synthetic book. ~20 bytes a level: 400 gives ~16 KB snapshots.
     public var bookDepth: Int
     /// `public/hello` and `public/test` report this version.
     public var version: String

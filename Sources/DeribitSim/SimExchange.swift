@@ -4,7 +4,7 @@ import Foundation
 ///
 /// Feed it events (a connection opened, a text frame arrived, time passed) and it returns the
 /// effects the glue must perform. Time is always passed in (`nowMicros`, microseconds since the
-/// Unix epoch), so tests drive it without clocks or sockets.
+/// Unix epoch), so tests drive it without clocks or sockets; only `usOut` may read the glue's `clock`.
 ///
 /// Not thread-safe: an instance is confined to the glue's event loop; every call must come from it.
 public final class SimExchange {
@@ -45,6 +45,13 @@ public final class SimExchange {
     var unsubscribeRequests: [String: Int] = [:]
     var notificationsSent: UInt64 = 0
     var connectionsOpened: UInt64 = 0
+
+    /// Reads the wall clock (µs since the epoch) when a response is encoded, so `usOut` / `usDiff`
+    /// measure the time spent handling the request. Nil (unit tests): `usOut` is the event's time.
+    public var clock: (() -> UInt64)?
+    /// While true, no `test_request` is sent and no connection is dropped for not answering one
+    /// (the glue's `stop_answering` fault: a stalled exchange does not hang up on its clients).
+    public private(set) var heartbeatsPaused = false
 
     let stepMicros: UInt64
     static let maxStepsPerTick = 1_000
@@ -115,11 +122,23 @@ public final class SimExchange {
         return teardown(conn, cancelOnDisconnect: true, now: nowMicros)
     }
 
+    /// Pauses or resumes heartbeats. On resume every heartbeat connection starts a fresh interval.
+    public func setHeartbeatsPaused(_ paused: Bool, nowMicros: UInt64) {
+        guard paused != heartbeatsPaused else { return }
+        heartbeatsPaused = paused
+        guard !paused else { return }
+        for conn in connections.values {
+            guard let interval = conn.heartbeatMicros else { continue }
+            conn.testRequestSentAt = nil
+            conn.nextTestRequestAt = nowMicros + interval
+        }
+    }
+
     public func tick(nowMicros: UInt64) -> [SimEffect] {
         var effects: [SimEffect] = []
         // Heartbeats (public/set_heartbeat): a test_request every interval; an unanswered one
         // closes the connection "immediately" once interval + grace have passed.
-        for conn in connections.values.sorted(by: { $0.id < $1.id }) {
+        for conn in connections.values.sorted(by: { $0.id < $1.id }) where !heartbeatsPaused {
             guard let interval = conn.heartbeatMicros else { continue }
             if let sent = conn.testRequestSentAt {
                 if nowMicros >= sent + interval + UInt64(config.heartbeatGraceSeconds * 1_000_000) {
@@ -207,7 +226,9 @@ public final class SimExchange {
     static let testRequestFrame: [UInt8] = Array(#"{"jsonrpc":"2.0","method":"heartbeat","params":{"type":"test_request"}}"#.utf8)
 
     /// `{"jsonrpc":"2.0","id":…,"result":…,"usIn":…,"usOut":…,"usDiff":…,"testnet":true}`
-    func envelope(id: RawID, result: J? = nil, error: RPCError? = nil, usIn: UInt64, usOut: UInt64) -> [UInt8] {
+    func envelope(id: RawID, result: J? = nil, error: RPCError? = nil, usIn: UInt64, usOut eventTime: UInt64) -> [UInt8] {
+        // The result is built by now: with a clock, usOut is the real time it leaves the core.
+        let usOut = clock.map { max($0(), usIn) } ?? eventTime
         var o = JSONOut(capacity: 256)
         o.ascii(#"{"jsonrpc":"2.0","#)
         if case .value(let raw) = id {

@@ -17,12 +17,12 @@ public final class SimServerInstance: @unchecked Sendable {
     // Fault injection (docs/SIM.md).
     var stopAnswering = false
     var delayMillis = 0
-    var dropped = 0
 
     public init(config: SimConfig, loop: EventLoop, logger: Logger) {
         self.loop = loop
         self.exchange = SimExchange(config: config)
         self.logger = logger
+        exchange.clock = Self.nowMicros
     }
 
     static func nowMicros() -> UInt64 {
@@ -45,6 +45,16 @@ public final class SimServerInstance: @unchecked Sendable {
         return bound
     }
 
+    /// Stops listening, stops the market and drops every connection (tests). Call on the loop.
+    public func stop() {
+        tickTimer?.cancel()
+        tickTimer = nil
+        server?.stopAccepting()
+        server?.closeHTTPConnections()
+        server = nil
+        for ws in Array(connections.values) { ws.abort(reason: "simulator stopped") }
+    }
+
     func route(_ request: HTTPRequest) -> HTTPServerAction {
         let now = Self.nowMicros()
         switch (request.method, request.path) {
@@ -60,6 +70,8 @@ public final class SimServerInstance: @unchecked Sendable {
             return .respond(json(200, Array("{\"dropped\":\(all.count)}".utf8)))
         case ("POST", "/sim/fault/stop_answering"):
             stopAnswering = queryValue(request, "on").map { $0 == "true" || $0 == "1" } ?? true
+            // A stalled exchange neither sends test_requests nor hangs up on clients that stop answering.
+            exchange.setHeartbeatsPaused(stopAnswering, nowMicros: now)
             return .respond(json(200, Array("{\"stop_answering\":\(stopAnswering)}".utf8)))
         case ("POST", "/sim/fault/delay"):
             delayMillis = max(0, Int(queryValue(request, "ms") ?? "0") ?? 0)
@@ -112,10 +124,8 @@ public final class SimServerInstance: @unchecked Sendable {
         for effect in effects {
             switch effect {
             case .send(let id, let bytes):
-                if stopAnswering && Self.isHeartbeat(bytes) { continue }
                 connections[id.raw]?.sendText(bytes)
             case .broadcast(let ids, let bytes):
-                if stopAnswering && Self.isHeartbeat(bytes) { continue }
                 // Framed once, queued to every subscriber.
                 let frame = WebSocketConnection.encodeTextFrame(bytes)
                 for id in ids { connections[id.raw]?.sendEncodedFrame(frame) }
@@ -125,10 +135,6 @@ public final class SimServerInstance: @unchecked Sendable {
                 connections[id.raw]?.abort(reason: "dropped by exchange")
             }
         }
-    }
-
-    static func isHeartbeat(_ bytes: [UInt8]) -> Bool {
-        bytes.count < 120 && String(decoding: bytes, as: UTF8.self).contains("\"heartbeat\"")
     }
 }
 

@@ -94,7 +94,7 @@ extension SimExchange {
         let inst = instruments[order.instrument]
         var fields: [(String, J)] = [
             ("trade_seq", .int(markets[order.instrument].tradeSeq)),
-            ("trade_id", .string(String(tradeSeq))),
+            ("trade_id", .string(tradeID(inst))),
             ("timestamp", .int(now)),
             ("tick_direction", .num(order.direction == .buy ? 0 : 2)),
             ("state", .string("filled")),
@@ -116,6 +116,11 @@ extension SimExchange {
         ]
         if !order.label.isEmpty { fields.append(("label", .string(order.label))) }
         return .object(fields)
+    }
+
+    /// Deribit: trade ids are numbers for BTC and `ETH-NNN` for other currencies, like order ids.
+    func tradeID(_ inst: SimInstrument) -> String {
+        inst.baseCurrency == "BTC" ? String(tradeSeq) : "\(inst.baseCurrency)-\(tradeSeq)"
     }
 
     func edit(_ ctx: inout Ctx, _ account: String) throws(RPCError) -> J {

@@ -9,18 +9,19 @@ struct DeribitSimCommand: ParsableCommand {
         abstract: "A Deribit-compatible exchange simulator for tests, benchmarks and offline development.",
         discussion: """
         Serves the Deribit JSON-RPC API on ws://HOST:PORT/ws/api/v2, Deribit's HTTP GET API on \
-        /api/v2/public/*, its state on GET /sim/state and fault injection on POST /sim/fault/*. \
-        Defaults are Deribit's published ones. See docs/SIM.md.
+        /api/v2/{public,private}/*, its state on GET /sim/state, fault injection on POST /sim/fault/* \
+        and POST /sim/publish. Prints "deribit-sim listening on HOST:PORT" once bound. Defaults are \
+        Deribit's published ones. See docs/SIM.md.
         """
     )
 
-    @Option(help: "Address to listen on, HOST:PORT.")
+    @Option(help: "Address to listen on, HOST:PORT (port 0: any free port, printed once bound).")
     var listen: String = "127.0.0.1:8778"
 
     @Option(help: "API keys as ID:SECRET[,ID:SECRET...]. Default: sim-client:sim-secret.")
     var keys: String?
 
-    @Option(help: "Notifications per second on each market-data channel.")
+    @Option(help: "Notifications per second on each market-data channel (Deribit's 100ms channels: 10).")
     var rate: Double = 10
 
     @Option(help: "Instruments, comma-separated Deribit names (BTC-PERPETUAL, BTC-25DEC26, BTC-25DEC26-70000-C). Default: BTC-PERPETUAL, ETH-PERPETUAL, two BTC futures, one ETH future, two BTC options.")
@@ -29,7 +30,7 @@ struct DeribitSimCommand: ParsableCommand {
     @Option(name: .customLong("token-lifetime"), help: "expires_in of access tokens, seconds (Deribit: 31536000).")
     var tokenLifetime: UInt64 = 31_536_000
 
-    @Option(name: .customLong("heartbeat-grace"), help: "Seconds beyond the heartbeat interval a connection has to answer a test_request before it is dropped.")
+    @Option(name: .customLong("heartbeat-grace"), help: "After a test_request, a connection that has not called public/test within the heartbeat interval plus this many seconds is dropped.")
     var heartbeatGrace: Double = 1
 
     @Option(name: .customLong("credit-max"), help: "Default credit bucket size (Deribit: 50000).")
@@ -49,7 +50,7 @@ struct DeribitSimCommand: ParsableCommand {
     @Option(name: .customLong("me-burst"), help: "Matching-engine burst (Deribit's lowest tier: 20).")
     var meBurst: Double = 20
 
-    @Option(name: .customLong("book-depth"), help: "Price levels per side of each synthetic book (400 gives ~20 KB snapshots).")
+    @Option(name: .customLong("book-depth"), help: "Price levels per side of each synthetic book (400 gives ~16 KB book snapshots, 800 ~31 KB).")
     var bookDepth: Int = 20
     @Option(help: "Seed of the synthetic market data.")
     var seed: UInt64 = 42
