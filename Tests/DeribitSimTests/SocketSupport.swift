@@ -1,50 +1,26 @@
 // Support for the simulator's socket tests: the simulator in process on an ephemeral loopback
 // port, a JSON-RPC client over the project's WebSocket client, a blocking HTTP client, the
-// `deribit-sim` binary as a child process and a JSON shape comparison. (Test targets cannot
-// import each other, so this is a small cousin of Tests/EndToEndTests/Support.swift.)
+// `deribit-sim` binary as a child process and a JSON shape comparison. (Waits and
+// failures come from the shared TestSupport target.)
 import DeribitSim
 import Dispatch
 import Foundation
 import Logging
 import Synchronization
 import Transport
+import TestSupport
 import XCTest
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// Every wait in the socket tests is bounded by this.
-let socketDeadline: Double = 20
+let socketDeadline: Double = testDeadline
 
-struct SocketTestFailure: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
-}
+typealias SocketTestFailure = TestFailure
 
 /// A value set once from any thread, waited for with a deadline.
-final class Once<T: Sendable>: Sendable {
-    private let value = Mutex<T?>(nil)
-    private let semaphore = DispatchSemaphore(value: 0)
-
-    func fulfil(_ v: T) {
-        let first = value.withLock { slot -> Bool in
-            guard slot == nil else { return false }
-            slot = v
-            return true
-        }
-        if first { semaphore.signal() }
-    }
-
-    func wait(_ what: String, timeout: Double = socketDeadline) throws -> T {
-        guard semaphore.wait(timeout: .now() + timeout) == .success else {
-            throw SocketTestFailure("timed out after \(timeout) s waiting for \(what)")
-        }
-        semaphore.signal()  // later waits return at once
-        return value.withLock { $0! }
-    }
-
-    var isSet: Bool { value.withLock { $0 != nil } }
-}
+typealias Once = Waiter
 
 /// A thread-safe FIFO, popped with a deadline.
 final class Inbox<T: Sendable>: Sendable {
@@ -66,9 +42,7 @@ final class Inbox<T: Sendable>: Sendable {
 /// Runs `body` on `loop` and returns its result to the calling thread.
 @discardableResult
 func runOnLoop<T: Sendable>(_ loop: EventLoop, _ body: @escaping @Sendable () throws -> T) throws -> T {
-    let w = Once<Result<T, any Error>>()
-    loop.execute { w.fulfil(Result { try body() }) }
-    return try w.wait("work on the event loop").get()
+    try onLoop(loop, body)
 }
 
 func decodeObject(_ bytes: [UInt8]) throws -> [String: Any] {

@@ -38,6 +38,8 @@ public final class Waiter<T: Sendable>: Sendable {
         semaphore.signal()  // later waits return at once
         return value.withLock { $0! }
     }
+
+    public var isSet: Bool { value.withLock { $0 != nil } }
 }
 
 /// A thread-safe FIFO of events, popped with a deadline.
