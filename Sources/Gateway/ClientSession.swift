@@ -36,9 +36,6 @@ final class ClientSession: @unchecked Sendable {
     // Gateway-issued tokens of this connection.
     var accessToken: String?
 
-    /// Open orders this client created (SPEC §7), by order id.
-    var openOrders: Set<String> = []
-
     init(ws: WebSocketConnection, anonymousScope: Scope) {
         self.ws = ws
         self.id = ws.id

@@ -35,8 +35,9 @@ extension Gateway {
         case "private/logout":
             guard authorize(request, required: .read) else { return true }
             // Deribit: closes at once without a response; cancel-on-disconnect is not triggered.
+            // The session ends at once: nothing it sends after this is acted on.
             session.loggedOut = true
-            session.ws.close(code: 1000, reason: "logout")
+            disconnect(session, code: 1000, reason: "logout", metricReason: "logout")
         case "private/enable_cancel_on_disconnect", "private/disable_cancel_on_disconnect", "private/get_cancel_on_disconnect":
             let scope = request.params()["scope"] as? String ?? "connection"
             if scope == "account" {
@@ -82,7 +83,8 @@ extension Gateway {
             refuse(request, code: JSONRPCErrorCode.invalidParams, message: "Invalid params", data: #"{"param":"interval","reason":"must be a number"}"#)
             return
         }
-        let interval = n.doubleValue
+        // Deribit sets no maximum; a day bounds the timer arithmetic.
+        let interval = min(n.doubleValue, 86_400)
         guard interval >= 10 else {
             refuse(request, code: JSONRPCErrorCode.invalidParams, message: "Invalid params", data: #"{"param":"interval","reason":"must be >= 10"}"#)
             return

@@ -13,6 +13,9 @@ final class ChannelEntry {
     var waiters: [SubscribeContext] = []
     /// Present for incremental order-book channels (`book.{instrument}.{interval}`).
     var book: OrderBook?
+    /// The gateway holds it for itself (order tracking, SPEC §7): kept without client holders.
+    var heldByGateway = false
+    var isHeld: Bool { heldByGateway || !holders.isEmpty }
 
     init(name: String) {
         self.name = name
@@ -36,6 +39,11 @@ final class SubscribeContext {
     var upstreamError: UpstreamOutcome?
     /// Book channels joined while already held: a snapshot follows the response.
     var snapshotChannels: [String] = []
+    /// Channels (lowercased) the client unsubscribed before the upstream answered: Deribit handles
+    /// a connection's requests in order, so they end up not held.
+    var withdrawn: Set<String> = []
+    /// Those of `withdrawn` the upstream granted: still listed in this request's result.
+    var withdrawnGranted: Set<String> = []
 
     init(request: ClientRequest, channels: [String]) {
         self.request = request
@@ -119,7 +127,9 @@ extension Gateway {
     func finish(_ ctx: SubscribeContext) {
         let session = ctx.request.session
         guard !session.closed else { return }
-        let held = ctx.channels.filter { session.channels.contains(canonicalChannel($0)) }
+        let held = ctx.channels.filter {
+            session.channels.contains(canonicalChannel($0)) || ctx.withdrawnGranted.contains($0.lowercased())
+        }
         if held.isEmpty, let err = ctx.upstreamError, !ctx.channels.isEmpty {
             switch err {
             case .response(let bytes, let scan):
@@ -152,11 +162,14 @@ extension Gateway {
         var release: [String] = []
         for case let ch as String in requested {
             let key = canonicalChannel(ch)
-            guard session.channels.contains(key), let entry = channels[key] else { continue }
+            guard session.channels.contains(key), let entry = channels[key] else {
+                if withdrawPendingSubscribe(of: session, key) { removed.append(ch) }
+                continue
+            }
             session.channels.remove(key)
             entry.removeHolder(session)
             removed.append(ch)
-            if entry.holders.isEmpty && entry.state == .active && entry.waiters.isEmpty {
+            if !entry.isHeld && entry.state == .active && entry.waiters.isEmpty {
                 dropEntry(key)
                 release.append(key)
             }
@@ -175,13 +188,26 @@ extension Gateway {
         for key in session.channels {
             guard let entry = channels[key] else { continue }
             entry.removeHolder(session)
-            if entry.holders.isEmpty && entry.state == .active && entry.waiters.isEmpty {
+            if !entry.isHeld && entry.state == .active && entry.waiters.isEmpty {
                 dropEntry(key)
                 release.append(key)
             }
         }
         session.channels.removeAll()
+        for entry in channels.values where entry.state == .pending {
+            _ = withdrawPendingSubscribe(of: session, entry.name)
+        }
         if !release.isEmpty { unsubscribeUpstream(release) }
+    }
+
+    /// An unsubscribe that overtakes the client's own subscribe still waiting for the upstream.
+    func withdrawPendingSubscribe(of session: ClientSession, _ key: String) -> Bool {
+        guard let entry = channels[key], entry.state == .pending else { return false }
+        var found = false
+        for ctx in entry.waiters where ctx.request.session === session {
+            found = ctx.withdrawn.insert(entry.name.lowercased()).inserted || found
+        }
+        return found
     }
 
     func dropEntry(_ key: String) {
@@ -233,14 +259,22 @@ extension Gateway {
             if ok {
                 entry.state = .active
                 for ctx in waiters where !ctx.request.session.closed {
+                    if ctx.withdrawn.contains(entry.name.lowercased()) {
+                        ctx.withdrawnGranted.insert(entry.name.lowercased())
+                        continue
+                    }
                     entry.addHolder(ctx.request.session)
                     ctx.request.session.channels.insert(entry.name)
                 }
-                if entry.holders.isEmpty {
+                if !entry.isHeld {
                     // Every asker left meanwhile.
                     dropEntry(ch)
                     release.append(ch)
                 }
+            } else if case .failed(let code, _) = outcome, code == JSONRPCErrorCode.upstreamUnavailable, entry.isHeld {
+                // The session was lost before it answered a re-subscription: the holders keep the
+                // channel, and the next session subscribes it again (resubscribeAll).
+                entry.state = .active
             } else {
                 // Refused by Deribit (or failed): not held. Holders of a re-subscription lose it.
                 for h in entry.holders { h.channels.remove(ch) }
@@ -267,7 +301,7 @@ extension Gateway {
 
     /// After a reconnect every held channel is subscribed again; books restart from a snapshot.
     func resubscribeAll() {
-        let held = channels.values.filter { $0.state == .active && !$0.holders.isEmpty }.map(\.name)
+        let held = channels.values.filter { $0.state == .active && $0.isHeld }.map(\.name)
         for entry in channels.values { entry.book?.invalidate() }
         for ch in held {
             channels[ch]?.state = .pending
@@ -304,6 +338,7 @@ extension Gateway {
                 return
             }
         }
+        if entry.heldByGateway { orderNotification(bytes) }
         guard !entry.holders.isEmpty else { return }
         // Framed once; the same bytes are queued to every holder.
         let frame = WebSocketConnection.encodeTextFrame(bytes)

@@ -11,6 +11,12 @@ public struct WebSocketCloseEvent: Sendable, Equatable, CustomStringConvertible 
     /// True when this side decided to close (including protocol errors we detected).
     public let initiatedLocally: Bool
 
+    public init(code: UInt16, reason: String, initiatedLocally: Bool) {
+        self.code = code
+        self.reason = reason
+        self.initiatedLocally = initiatedLocally
+    }
+
     public var description: String {
         "\(code)\(reason.isEmpty ? "" : " \(reason)")\(initiatedLocally ? " (local)" : " (remote)")"
     }
