@@ -63,7 +63,7 @@ let package = Package(
         .testTarget(name: "TransportTests", dependencies: ["Transport", "HTTP1", "WebSocket", "TLS", "TestSupport"]),
         .testTarget(name: "GatewayTests", dependencies: ["Gateway"]),
         .testTarget(name: "DeribitSimTests", dependencies: ["DeribitSim", "Transport", "TestSupport"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["Transport", "WebSocket", "JSONRPC", "TLS"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["Transport", "WebSocket", "JSONRPC", "TLS", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -11,11 +11,7 @@ final class GatewayCoreRoutingTests: XCTestCase {
     static let collidingIDs = ["1", #""x""#, #""ïd-✓""#, #""\u00efd-\u2713""#, "18446744073709551615"]
 
     func testCollidingIDsFromFourClientsComeBackByteForByte() throws {
-        let sim = try SimProcess()
-        defer { sim.stop() }
-        let gw = try GatewayProcess(config: GatewayProcess.config(sim: sim))
-        defer { gw.stop() }
-        try gw.waitForHealth(200)
+        let (sim, gw) = try startGateway()
 
         // Each client asks for another instrument, so a misrouted response shows.
         let instruments = ["BTC-PERPETUAL", "ETH-PERPETUAL", "BTC-25DEC26", "ETH-25DEC26"]
@@ -132,11 +128,7 @@ final class GatewayCoreRoutingTests: XCTestCase {
     }
 
     func testMalformedClientInput() throws {
-        let sim = try SimProcess()
-        defer { sim.stop() }
-        let gw = try GatewayProcess(config: GatewayProcess.config(sim: sim))
-        defer { gw.stop() }
-        try gw.waitForHealth(200)
+        let (sim, gw) = try startGateway()
         let loop = makeLoop(.dispatch)
         let c = try RPCClient(url: gw.wsURL, loop: loop)
 

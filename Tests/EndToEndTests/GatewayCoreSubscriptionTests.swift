@@ -6,11 +6,7 @@ import XCTest
 /// gateway (SPEC §6.4).
 final class GatewayCoreSubscriptionTests: XCTestCase {
     func testTwoHoldersShareOneUpstreamSubscriptionAndReleaseItOnce() throws {
-        let sim = try SimProcess(["--rate", "50"])
-        defer { sim.stop() }
-        let gw = try GatewayProcess(config: GatewayProcess.config(sim: sim))
-        defer { gw.stop() }
-        try gw.waitForHealth(200)
+        let (sim, gw) = try startGateway(simArguments: ["--rate", "50"])
         let loop = makeLoop(.dispatch)
         let a = try RPCClient(url: gw.wsURL, loop: loop)
         let b = try RPCClient(url: gw.wsURL, loop: loop)
@@ -51,11 +47,7 @@ final class GatewayCoreSubscriptionTests: XCTestCase {
     }
 
     func testConcurrentFirstSubscribesSendOneUpstreamRequest() throws {
-        let sim = try SimProcess()
-        defer { sim.stop() }
-        let gw = try GatewayProcess(config: GatewayProcess.config(sim: sim))
-        defer { gw.stop() }
-        try gw.waitForHealth(200)
+        let (sim, gw) = try startGateway()
         let loop = makeLoop(.dispatch)
         let channel = "ticker.BTC-25DEC26.100ms"
         let subscribe = rawRequestText(id: "7", "public/subscribe", #"{"channels":["\#(channel)"]}"#)
@@ -84,11 +76,7 @@ final class GatewayCoreSubscriptionTests: XCTestCase {
     /// Deribit handles a connection's requests in order: subscribe then unsubscribe leaves
     /// nothing subscribed, even while the subscribe is still on its way upstream.
     func testUnsubscribeWhileTheFirstSubscribeIsPendingLeavesNothingHeld() throws {
-        let sim = try SimProcess(["--rate", "50"])
-        defer { sim.stop() }
-        let gw = try GatewayProcess(config: GatewayProcess.config(sim: sim))
-        defer { gw.stop() }
-        try gw.waitForHealth(200)
+        let (sim, gw) = try startGateway(simArguments: ["--rate", "50"])
         let loop = makeLoop(.dispatch)
         let c = try RPCClient(url: gw.wsURL, loop: loop)
         let ch1 = "ticker.BTC-26MAR27.100ms"
@@ -117,11 +105,7 @@ final class GatewayCoreSubscriptionTests: XCTestCase {
     }
 
     func testFanOutToTenClientsIsByteIdenticalAndInOrder() throws {
-        let sim = try SimProcess(["--rate", "50"])
-        defer { sim.stop() }
-        let gw = try GatewayProcess(config: GatewayProcess.config(sim: sim))
-        defer { gw.stop() }
-        try gw.waitForHealth(200)
+        let (sim, gw) = try startGateway(simArguments: ["--rate", "50"])
         let loop = makeLoop(.dispatch)
         let channel = "ticker.BTC-PERPETUAL.100ms"
         let marker = #"{"marker":"fan-out-start"}"#
@@ -169,11 +153,7 @@ final class GatewayCoreSubscriptionTests: XCTestCase {
 
     /// SPEC §6.4: a late joiner of an incremental book gets a snapshot consistent with the changes.
     func testLateJoinerOfAnIncrementalBookGetsAConsistentSnapshot() throws {
-        let sim = try SimProcess(["--rate", "50"])
-        defer { sim.stop() }
-        let gw = try GatewayProcess(config: GatewayProcess.config(sim: sim))
-        defer { gw.stop() }
-        try gw.waitForHealth(200)
+        let (sim, gw) = try startGateway(simArguments: ["--rate", "50"])
         let loop = makeLoop(.dispatch)
         let channel = "book.BTC-PERPETUAL.100ms"
 

@@ -7,11 +7,7 @@ import XCTest
 final class GatewayCoreUpstreamTests: XCTestCase {
     /// Takes a little over one heartbeat interval (10 s, Deribit's minimum).
     func testUpstreamTestRequestsAreAnsweredAndNeverShownToClients() throws {
-        let sim = try SimProcess(["--rate", "5"])
-        defer { sim.stop() }
-        let gw = try GatewayProcess(config: GatewayProcess.config(sim: sim, upstream: ["heartbeat_interval_s": 10]))
-        defer { gw.stop() }
-        try gw.waitForHealth(200)
+        let (sim, gw) = try startGateway(simArguments: ["--rate", "5"], upstream: ["heartbeat_interval_s": 10])
         let started = Date()
         let loop = makeLoop(.dispatch)
         let client = try RPCClient(url: gw.wsURL, loop: loop)
@@ -48,11 +44,7 @@ final class GatewayCoreUpstreamTests: XCTestCase {
     }
 
     func testUpstreamLossFailsPendingKeepsClientsAndResubscribes() throws {
-        let sim = try SimProcess(["--rate", "20"])
-        defer { sim.stop() }
-        let gw = try GatewayProcess(config: GatewayProcess.config(sim: sim))
-        defer { gw.stop() }
-        try gw.waitForHealth(200)
+        let (sim, gw) = try startGateway(simArguments: ["--rate", "20"])
         let loop = makeLoop(.dispatch)
         let a = try RPCClient(url: gw.wsURL, loop: loop)
         let b = try RPCClient(url: gw.wsURL, loop: loop)
@@ -96,11 +88,7 @@ final class GatewayCoreUpstreamTests: XCTestCase {
 
     /// A second loss while the held channels are being subscribed again must not lose them.
     func testHeldChannelsSurviveALossDuringTheirReSubscription() throws {
-        let sim = try SimProcess(["--rate", "20"])
-        defer { sim.stop() }
-        let gw = try GatewayProcess(config: GatewayProcess.config(sim: sim))
-        defer { gw.stop() }
-        try gw.waitForHealth(200)
+        let (sim, gw) = try startGateway(simArguments: ["--rate", "20"])
         let loop = makeLoop(.dispatch)
         let a = try RPCClient(url: gw.wsURL, loop: loop)
         let channel = "ticker.ETH-PERPETUAL.100ms"
@@ -126,11 +114,7 @@ final class GatewayCoreUpstreamTests: XCTestCase {
     }
 
     func testUpstreamTokenIsRefreshedWithoutDroppingTheSession() throws {
-        let sim = try SimProcess(["--token-lifetime", "3"])
-        defer { sim.stop() }
-        let gw = try GatewayProcess(config: GatewayProcess.config(sim: sim, clients: [["name": "viewer", "secret": "v", "scope": "read"]]))
-        defer { gw.stop() }
-        try gw.waitForHealth(200)
+        let (sim, gw) = try startGateway(simArguments: ["--token-lifetime", "3"], clients: [["name": "viewer", "secret": "v", "scope": "read"]])
         let started = Date()
         let connectionID = try XCTUnwrap(try sim.openConnections().first?["id"] as? Int)
         // The first token expires after 3 s; by then the gateway must have used its refresh token.

@@ -5,11 +5,7 @@ import XCTest
 /// The gateway between the simulator and a client, end to end, as a user first tries it.
 final class SmokeTests: XCTestCase {
     func testGatewayForwardsAndAnswersLocally() throws {
-        let sim = try SimProcess()
-        defer { sim.stop() }
-        let gw = try GatewayProcess(config: GatewayProcess.config(sim: sim))
-        defer { gw.stop() }
-        try gw.waitForHealth(200)
+        let (_, gw) = try startGateway()
         let loop = makeLoop(.dispatch)
         let client = try RPCClient(url: gw.wsURL, loop: loop)
         let id = try client.send("public/get_time", id: "t-1")

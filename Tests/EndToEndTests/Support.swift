@@ -3,190 +3,11 @@ import Foundation
 import Synchronization
 import Transport
 import XCTest
+// Waits with deadlines, child processes and the Python peer: shared with the other test targets.
+@_exported import TestSupport
 #if canImport(Glibc)
 import Glibc
 #endif
-
-/// Every wait in these tests is bounded by this.
-let testDeadline: Double = 20
-
-struct TestFailure: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
-}
-
-/// A value set once from any thread, waited for with a deadline.
-final class Waiter<T: Sendable>: Sendable {
-    private let value = Mutex<T?>(nil)
-    private let semaphore = DispatchSemaphore(value: 0)
-
-    func fulfil(_ v: T) {
-        let first = value.withLock { slot -> Bool in
-            guard slot == nil else { return false }
-            slot = v
-            return true
-        }
-        if first { semaphore.signal() }
-    }
-
-    func wait(_ what: String, timeout: Double = testDeadline) throws -> T {
-        guard semaphore.wait(timeout: .now() + timeout) == .success else {
-            throw TestFailure("timed out after \(timeout) s waiting for \(what)")
-        }
-        semaphore.signal()  // later waits return at once
-        return value.withLock { $0! }
-    }
-}
-
-/// A thread-safe FIFO of events, popped with a deadline.
-final class Channel<T: Sendable>: Sendable {
-    private let items = Mutex<[T]>([])
-    private let semaphore = DispatchSemaphore(value: 0)
-
-    func push(_ v: T) {
-        items.withLock { $0.append(v) }
-        semaphore.signal()
-    }
-
-    func next(_ what: String, timeout: Double = testDeadline) throws -> T {
-        guard semaphore.wait(timeout: .now() + timeout) == .success else {
-            throw TestFailure("timed out after \(timeout) s waiting for \(what)")
-        }
-        return items.withLock { $0.removeFirst() }
-    }
-
-    var count: Int { items.withLock { $0.count } }
-}
-
-/// A counter / flag shared with loop callbacks.
-final class Locked<T: Sendable>: Sendable {
-    private let m: Mutex<T>
-    init(_ v: T) { m = Mutex(v) }
-    var value: T { m.withLock { $0 } }
-    func update<R: Sendable>(_ body: (inout T) -> R) -> R { m.withLock { body(&$0) } }
-}
-
-/// Runs `body` on `loop` and returns its result to the calling thread.
-@discardableResult
-func onLoop<T: Sendable>(_ loop: EventLoop, _ body: @escaping @Sendable () throws -> T) throws -> T {
-    let w = Waiter<Result<T, any Error>>()
-    loop.execute { w.fulfil(Result { try body() }) }
-    return try w.wait("work on the event loop").get()
-}
-
-/// Deterministic printable ASCII: byte count equals character count.
-func asciiPayload(_ count: Int, seed: Int = 0) -> [UInt8] {
-    (0..<count).map { UInt8(0x21 + ($0 &* 31 &+ seed) % 94) }
-}
-
-/// An `EventLoop` of the given kind, shut down when the test ends.
-extension XCTestCase {
-    func makeLoop(_ kind: EventLoopKind) -> EventLoop {
-        let loop = EventLoop(kind: kind, label: "test.\(kind)")
-        addTeardownBlock { loop.shutdown() }
-        return loop
-    }
-}
-
-// MARK: - the independent peer (Python `websockets`)
-
-enum Interop {
-    /// The repository root, through the symlinks of a private mini-package if any.
-    static var repoRoot: URL {
-        URL(fileURLWithPath: #filePath).resolvingSymlinksInPath()
-            .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    }
-
-    static var script: String { repoRoot.appendingPathComponent("Tests/Interop/ws_peer.py").path }
-
-    /// `INTEROP_PYTHON`, else `<repo>/.venv/bin/python`; missing is a failure, never a skip.
-    static func python() throws -> String {
-        if let p = ProcessInfo.processInfo.environment["INTEROP_PYTHON"], !p.isEmpty {
-            guard FileManager.default.isExecutableFile(atPath: p) else {
-                throw TestFailure("INTEROP_PYTHON=\(p) is not executable; run scripts/test.sh to create the interop virtualenv")
-            }
-            return p
-        }
-        let venv = repoRoot.appendingPathComponent(".venv/bin/python").path
-        guard FileManager.default.isExecutableFile(atPath: venv) else {
-            throw TestFailure("no Python for the interop tests (INTEROP_PYTHON unset, \(venv) missing): run scripts/test.sh, which creates the virtualenv with the `websockets` package")
-        }
-        return venv
-    }
-}
-
-/// A child process that is always terminated (by pid) when the test ends.
-final class ChildProcess: @unchecked Sendable {
-    let process = Process()
-    let stdinPipe = Pipe()
-    let stdoutPipe = Pipe()
-    let stderrFile: URL
-    private let exited = Waiter<Int32>()
-
-    init(_ executable: String, _ arguments: [String]) throws {
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        process.standardInput = stdinPipe
-        process.standardOutput = stdoutPipe
-        stderrFile = FileManager.default.temporaryDirectory.appendingPathComponent("ws_peer-\(UUID().uuidString).stderr")
-        FileManager.default.createFile(atPath: stderrFile.path, contents: nil)
-        process.standardError = try FileHandle(forWritingTo: stderrFile)
-        let exited = self.exited
-        process.terminationHandler = { p in exited.fulfil(p.terminationStatus) }
-        try process.run()
-    }
-
-    var stderrText: String { (try? String(contentsOf: stderrFile, encoding: .utf8)) ?? "" }
-
-    /// Reads stdout until a line starting with `prefix`; returns that line.
-    func readLine(startingWith prefix: String, timeout: Double = testDeadline) throws -> String {
-        let found = Waiter<String?>()
-        let handle = stdoutPipe.fileHandleForReading
-        DispatchQueue.global().async {
-            var text = ""
-            while true {
-                let data = handle.availableData
-                if data.isEmpty { found.fulfil(nil); return }
-                text += String(decoding: data, as: UTF8.self)
-                if let line = text.split(separator: "\n").first(where: { $0.hasPrefix(prefix) }) {
-                    found.fulfil(String(line))
-                    return
-                }
-            }
-        }
-        guard let line = try found.wait("'\(prefix)' from the peer process", timeout: timeout) else {
-            throw TestFailure("the peer process ended before printing '\(prefix)': \(stderrText)")
-        }
-        return line
-    }
-
-    /// All of stdout until EOF, read in the background.
-    func collectOutput() -> Waiter<String> {
-        let out = Waiter<String>()
-        let handle = stdoutPipe.fileHandleForReading
-        DispatchQueue.global().async {
-            out.fulfil(String(decoding: handle.readDataToEndOfFile(), as: UTF8.self))
-        }
-        return out
-    }
-
-    func waitForExit(timeout: Double = testDeadline) throws -> Int32 {
-        try exited.wait("the peer process to exit", timeout: timeout)
-    }
-
-    /// SIGTERM, then SIGKILL if it is still there after a grace period.
-    func terminate() {
-        try? stdinPipe.fileHandleForWriting.close()
-        guard process.isRunning else { return }
-        kill(process.processIdentifier, SIGTERM)
-        if (try? exited.wait("SIGTERM", timeout: 5)) == nil {
-            kill(process.processIdentifier, SIGKILL)
-            _ = try? exited.wait("SIGKILL", timeout: 5)
-        }
-    }
-
-    deinit { try? FileManager.default.removeItem(at: stderrFile) }
-}
 
 // MARK: - the products under test
 
@@ -291,6 +112,21 @@ final class GatewayProcess: @unchecked Sendable {
     func stop() {
         child.terminate()
         try? FileManager.default.removeItem(at: configFile)
+    }
+}
+
+extension XCTestCase {
+    /// Starts `deribit-sim` and a gateway in front of it, both stopped by pid when the test
+    /// ends, and waits until the gateway's /health answers 200.
+    func startGateway(
+        simArguments: [String] = [], clients: [[String: Any]] = [], upstream: [String: Any] = [:], extra: [String: Any] = [:]
+    ) throws -> (SimProcess, GatewayProcess) {
+        let sim = try SimProcess(simArguments)
+        addTeardownBlock { sim.stop() }
+        let gw = try GatewayProcess(config: GatewayProcess.config(sim: sim, clients: clients, upstream: upstream, extra: extra))
+        addTeardownBlock { gw.stop() }
+        try gw.waitForHealth(200)
+        return (sim, gw)
     }
 }
 
