@@ -49,8 +49,21 @@ fi
 export INTEROP_PYTHON="$VENV/bin/python"
 
 swift build --build-tests
-swift test "$@"
+
+# The suites are XCTest; Swift Testing would only add an empty run after them.
+LOG="$(mktemp)"
+trap 'rm -f "$LOG"' EXIT
+swift test --skip-build --disable-swift-testing "$@" 2>&1 | tee -a "$LOG"
 # SPEC §10: the epoll event loop passes the same end-to-end tests as the Dispatch one.
 if [ "$#" -eq 0 ]; then
-    E2E_EVENT_LOOP=epoll swift test --skip-build --filter EndToEndTests
+    E2E_EVENT_LOOP=epoll swift test --skip-build --disable-swift-testing --filter EndToEndTests 2>&1 | tee -a "$LOG"
 fi
+
+# One closing line over both runs: XCTest prints "Executed N tests, with F failures" per run
+# (the last such line of a run is its total).
+awk '/^Test Suite .(All tests|Selected tests). (passed|failed)/ { grab = 1; next }
+     grab && /Executed [0-9]+ tests?, with [0-9]+ failures?/ {
+         for (i = 1; i <= NF; i++) { if ($i == "Executed") n += $(i + 1); if ($i == "with") f += $(i + 1) }
+         grab = 0
+     }
+     END { printf "%d passed, %d failed\n", n - f, f }' "$LOG"
