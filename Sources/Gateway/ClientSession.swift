@@ -23,6 +23,8 @@ final class ClientSession: @unchecked Sendable {
     var cancelOnDisconnect: Bool
     var rateLimit: TokenBucket?
     var closed = false
+    /// Notification frames are queued for it and wait for `Gateway.flushClients`.
+    var needsFlush = false
     /// Set by `private/logout`: the disconnect does not cancel orders.
     var loggedOut = false
     /// Why the gateway closed it (heartbeat, shutdown, …), for logs and metrics.

@@ -44,6 +44,8 @@ public final class Gateway: @unchecked Sendable {
     var waitingForReady: [QueuedRequest] = []
     var sweepTimer: ScheduledTask?
     var httpCallCounter: UInt64 = 0
+    /// Clients with queued notification frames during the current upstream read.
+    var clientsToFlush: [ClientSession] = []
     /// Client reads are paused while the upstream's write buffer is over its high watermark.
     var clientsPaused = false
     var tlsContext: TLSContext?

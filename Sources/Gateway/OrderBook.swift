@@ -1,5 +1,8 @@
 import Foundation
 import JSONRPC
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The gateway's copy of one incremental order book channel (SPEC §6.4), so that a client
 /// joining a channel others already hold gets a snapshot consistent with the next change.
@@ -17,6 +20,7 @@ final class OrderBook {
     private(set) var changeID: Int64 = 0
     private var timestamp: Int64 = 0
     private var instrument = ""
+    private var renderedSnapshot: (changeID: Int64, channel: String, bytes: [UInt8])?
 
     /// `book.{instrument}.{interval}`; grouped books (`book.{i}.{group}.{depth}.{interval}`) are
     /// full snapshots every time and need no copy.
@@ -26,59 +30,111 @@ final class OrderBook {
 
     func invalidate() {
         isValid = false
+        renderedSnapshot = nil
         bids = [:]
         asks = [:]
     }
 
     func apply(notification bytes: [UInt8], scan: JSONRPCScan) -> Verdict {
+        // Read in place: the scanner validated the message; only `data`'s own members are read.
         guard let params = scan.params,
-              let obj = try? JSONSerialization.jsonObject(with: Data(bytes[params])) as? [String: Any],
-              let data = obj["data"] as? [String: Any],
-              let change = (data["change_id"] as? NSNumber)?.int64Value
+              let data = JSONObjectReader.member("data", inObject: params, of: bytes),
+              let changeRange = JSONObjectReader.member("change_id", inObject: data, of: bytes),
+              let change = Self.int64(bytes, changeRange)
         else { return isValid ? .forward : .drop }
-        let type = data["type"] as? String ?? "change"
-        if type == "snapshot" {
+        let typeRange = JSONObjectReader.member("type", inObject: data, of: bytes)
+        let isSnapshot = typeRange.map { bytes[$0].elementsEqual("\"snapshot\"".utf8) } ?? false
+        if isSnapshot {
             bids = [:]
             asks = [:]
-            apply(levels: data["bids"], to: &bids)
-            apply(levels: data["asks"], to: &asks)
+            applyLevels(bytes, JSONObjectReader.member("bids", inObject: data, of: bytes), to: &bids)
+            applyLevels(bytes, JSONObjectReader.member("asks", inObject: data, of: bytes), to: &asks)
             changeID = change
-            timestamp = (data["timestamp"] as? NSNumber)?.int64Value ?? 0
-            instrument = data["instrument_name"] as? String ?? instrument
+            timestamp = JSONObjectReader.member("timestamp", inObject: data, of: bytes).flatMap { Self.int64(bytes, $0) } ?? 0
+            if let r = JSONObjectReader.member("instrument_name", inObject: data, of: bytes), let name = JSONScalar.string(bytes, r) {
+                instrument = name
+            }
             isValid = true
+            renderedSnapshot = nil
             return .forward
         }
         guard isValid else { return .drop }
-        let prev = (data["prev_change_id"] as? NSNumber)?.int64Value
+        let prev = JSONObjectReader.member("prev_change_id", inObject: data, of: bytes).flatMap { Self.int64(bytes, $0) }
         guard prev == changeID else {
             invalidate()
             return .gap
         }
-        apply(levels: data["bids"], to: &bids)
-        apply(levels: data["asks"], to: &asks)
+        applyLevels(bytes, JSONObjectReader.member("bids", inObject: data, of: bytes), to: &bids)
+        applyLevels(bytes, JSONObjectReader.member("asks", inObject: data, of: bytes), to: &asks)
         changeID = change
-        timestamp = (data["timestamp"] as? NSNumber)?.int64Value ?? timestamp
+        timestamp = JSONObjectReader.member("timestamp", inObject: data, of: bytes).flatMap { Self.int64(bytes, $0) } ?? timestamp
+        renderedSnapshot = nil
         return .forward
     }
 
-    private func apply(levels: Any?, to side: inout [Double: Double]) {
-        guard let levels = levels as? [[Any]] else { return }
-        for level in levels {
-            // Deribit: ["new" | "change" | "delete", price, amount]
-            guard level.count >= 3, let action = level[0] as? String,
-                  let price = (level[1] as? NSNumber)?.doubleValue,
-                  let amount = (level[2] as? NSNumber)?.doubleValue
-            else { continue }
-            if action == "delete" || amount == 0 {
-                side[price] = nil
-            } else {
-                side[price] = amount
+    static func int64(_ bytes: [UInt8], _ range: Range<Int>) -> Int64? {
+        JSONScalar.uint64(bytes, range).flatMap { Int64(exactly: $0) }
+    }
+
+    /// Applies `[["new"|"change"|"delete", price, amount], …]` read in place from a valid array.
+    private func applyLevels(_ bytes: [UInt8], _ range: Range<Int>?, to side: inout [Double: Double]) {
+        guard let range else { return }
+        bytes.withUnsafeBufferPointer { buf in
+            var i = range.lowerBound + 1  // past the outer '['
+            let end = range.upperBound - 1
+            // Moves `i` to the next `c` inside the array; false when the array ends first.
+            func seek(_ c: Character) -> Bool {
+                let b = c.asciiValue!
+                while i < end && buf[i] != b { i += 1 }
+                return i < end
+            }
+            while i < end {
+                // A level: '[' "action" ',' price ',' amount ']'
+                guard seek("["), seek("\"") else { return }
+                let action = buf[i + 1]  // n(ew), c(hange), d(elete)
+                i += 1
+                guard seek("\"") else { return }
+                i += 1
+                guard seek(",") else { return }
+                let (price, afterPrice) = Self.number(buf, from: i + 1, end: end)
+                i = afterPrice
+                guard seek(",") else { return }
+                let (amount, afterAmount) = Self.number(buf, from: i + 1, end: end)
+                i = afterAmount
+                guard seek("]") else { return }
+                i += 1
+                if action == UInt8(ascii: "d") || amount == 0 {
+                    side[price] = nil
+                } else {
+                    side[price] = amount
+                }
             }
         }
     }
 
+    /// Parses a JSON number at `from` (after optional whitespace) with strtod, which stops at
+    /// the delimiter that always follows a number inside valid JSON (the scanner validated it).
+    private static func number(_ buf: UnsafeBufferPointer<UInt8>, from: Int, end: Int) -> (Double, Int) {
+        var i = from
+        while i < end && buf[i] == UInt8(ascii: " ") { i += 1 }
+        guard i < end else { return (0, end) }
+        var endPtr: UnsafeMutablePointer<CChar>?
+        let start = UnsafeRawPointer(buf.baseAddress! + i).assumingMemoryBound(to: CChar.self)
+        let v = strtod(start, &endPtr)
+        let consumed = endPtr.map { UnsafeRawPointer($0) - UnsafeRawPointer(start) } ?? 0
+        return (v, min(end, i + max(consumed, 1)))
+    }
+
     /// A Deribit-shaped snapshot notification of the current state.
     func snapshotNotification(channel: String) -> [UInt8] {
+        // Rendered once per change: several clients joining between two changes share it.
+        if let cached = renderedSnapshot, cached.changeID == changeID, cached.channel == channel { return cached.bytes }
+        let bytes = renderSnapshot(channel: channel)
+        renderedSnapshot = (changeID, channel, bytes)
+        return bytes
+    }
+
+    private func renderSnapshot(channel: String) -> [UInt8] {
         func levels(_ side: [Double: Double], descending: Bool) -> String {
             let keys = side.keys.sorted(by: descending ? (>) : (<))
             return "[" + keys.map { "[\"new\",\(Self.number($0)),\(Self.number(side[$0]!))]" }.joined(separator: ",") + "]"

@@ -343,9 +343,25 @@ extension Gateway {
         // Framed once; the same bytes are queued to every holder.
         let frame = WebSocketConnection.encodeTextFrame(bytes)
         for h in entry.holders {
-            h.ws.sendEncodedFrame(frame)
+            // Queued now, written once per client at the end of the upstream read (one
+            // vectored write carries every frame of the batch).
+            h.ws.enqueueEncodedFrame(frame)
+            if !h.needsFlush {
+                h.needsFlush = true
+                clientsToFlush.append(h)
+            }
         }
         metrics.framesSent += entry.holders.count
+    }
+
+    /// Writes what notifications queued for each client during one upstream read.
+    func flushClients() {
+        guard !clientsToFlush.isEmpty else { return }
+        for c in clientsToFlush {
+            c.needsFlush = false
+            if !c.closed { c.ws.flush() }
+        }
+        clientsToFlush.removeAll(keepingCapacity: true)
     }
 
     func resyncBook(_ entry: ChannelEntry) {

@@ -81,6 +81,7 @@ extension Gateway {
             upstreamLastMessageAt = now
             ws.onText = { [unowned self] _, bytes in self.upstreamMessage(bytes) }
             ws.onDrained = { [unowned self] _ in self.upstreamDrained() }
+            ws.onReadBatchEnd = { [unowned self] _ in self.flushClients() }
             ws.onClose = { [unowned self] _, event in self.upstreamClosed(event, generation: generation) }
             upstreamState = .authenticating
             runHandshake()
@@ -183,6 +184,7 @@ extension Gateway {
     private func upstreamClosed(_ event: WebSocketCloseEvent, generation: Int) {
         guard generation == upstreamGeneration else { return }
         upstream = nil
+        flushClients()
         upstreamDrained()
         upstreamAuthenticated = false
         upstreamConnectedAt = nil

@@ -70,6 +70,9 @@ public final class WebSocketConnection: @unchecked Sendable {
     public var onClose: ((WebSocketConnection, WebSocketCloseEvent) -> Void)?
     /// Called when every queued byte has been handed to the kernel.
     public var onDrained: ((WebSocketConnection) -> Void)?
+    /// Called after every message of one read from the socket was delivered: a relay that
+    /// queued frames with `enqueueEncodedFrame` flushes them here, one write per peer.
+    public var onReadBatchEnd: ((WebSocketConnection) -> Void)?
 
     /// Bytes queued for this peer and not yet written.
     public var bufferedBytes: Int { tcp.bufferedBytes }
@@ -115,6 +118,7 @@ public final class WebSocketConnection: @unchecked Sendable {
     private func received(_ bytes: UnsafeRawBufferPointer) {
         parser.feed(bytes)
         processFrames()
+        onReadBatchEnd?(self)
     }
 
     private func processFrames() {
@@ -186,6 +190,7 @@ public final class WebSocketConnection: @unchecked Sendable {
         onClose = nil
         onText = nil
         onDrained = nil
+        onReadBatchEnd = nil
         cb?(self, event)
     }
 
