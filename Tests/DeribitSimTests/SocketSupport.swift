@@ -245,41 +245,8 @@ extension XCTestCase {
 
 /// A blocking HTTP/1.1 request over a plain socket (Connection: close).
 func httpRequest(_ method: String, port: Int, path: String, headers: [String: String] = [:], body: [UInt8] = []) throws -> (status: Int, body: [UInt8]) {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { throw SocketTestFailure("socket: errno \(errno)") }
-    defer { close(fd) }
-    var tv = timeval(tv_sec: Int(socketDeadline), tv_usec: 0)
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-    var addr = sockaddr_in()
-    addr.sin_family = sa_family_t(AF_INET)
-    addr.sin_port = in_port_t(UInt16(port).bigEndian)
-    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-    let rc = withUnsafePointer(to: &addr) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
-    guard rc == 0 else { throw SocketTestFailure("connect 127.0.0.1:\(port): errno \(errno)") }
-    var head = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\nContent-Length: \(body.count)\r\n"
-    for (k, v) in headers { head += "\(k): \(v)\r\n" }
-    let out = Array((head + "\r\n").utf8) + body
-    var sent = 0
-    while sent < out.count {
-        let n = out[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-        guard n > 0 else { throw SocketTestFailure("send: errno \(errno)") }
-        sent += n
-    }
-    var response: [UInt8] = []
-    var buf = [UInt8](repeating: 0, count: 65536)
-    while true {
-        let n = buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-        if n == 0 { break }
-        guard n > 0 else { throw SocketTestFailure("recv: errno \(errno) after \(response.count) bytes") }
-        response += buf[0..<n]
-    }
-    guard let sep = response.firstRange(of: Array("\r\n\r\n".utf8)) else { throw SocketTestFailure("no HTTP head in \(response.count) bytes") }
-    let statusLine = String(decoding: response[..<sep.lowerBound], as: UTF8.self).split(separator: "\r\n").first ?? ""
-    let parts = statusLine.split(separator: " ")
-    guard parts.count >= 2, let status = Int(parts[1]) else { throw SocketTestFailure("bad status line: \(statusLine)") }
-    return (status, Array(response[sep.upperBound...]))
+    let r = try HTTPClient.request(method, port: port, path: path, headers: headers, body: body)
+    return (r.status, r.body)
 }
 
 // MARK: - child processes (the deribit-sim binary, the Python peer)

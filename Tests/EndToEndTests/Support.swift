@@ -130,60 +130,6 @@ extension XCTestCase {
     }
 }
 
-/// A blocking TCP connection to 127.0.0.1:`port` whose reads time out at the test deadline.
-func connectBlocking(port: Int) throws -> Int32 {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { throw TestFailure("socket: \(errno)") }
-    var tv = timeval(tv_sec: Int(testDeadline), tv_usec: 0)
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-    var addr = sockaddr_in()
-    addr.sin_family = sa_family_t(AF_INET)
-    addr.sin_port = in_port_t(UInt16(port).bigEndian)
-    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-    let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-    guard rc == 0 else {
-        close(fd)
-        throw TestFailure("connect 127.0.0.1:\(port): errno \(errno)")
-    }
-    return fd
-}
-
-/// A blocking HTTP/1.1 request over a plain socket (Connection: close).
-enum HTTPClient {
-    static func request(_ method: String, port: Int, path: String, headers: [String: String] = [:], body: [UInt8] = []) throws -> (status: Int, body: [UInt8], headers: [String: String]) {
-        let fd = try connectBlocking(port: port)
-        defer { close(fd) }
-        var text = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\nContent-Length: \(body.count)\r\n"
-        for (k, v) in headers { text += "\(k): \(v)\r\n" }
-        text += "\r\n"
-        let out = Array(text.utf8) + body
-        var sent = 0
-        while sent < out.count {
-            let n = out[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            guard n > 0 else { throw TestFailure("send: errno \(errno)") }
-            sent += n
-        }
-        var response: [UInt8] = []
-        var buf = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if n == 0 { break }
-            guard n > 0 else { throw TestFailure("recv: errno \(errno) after \(response.count) bytes") }
-            response += buf[0..<n]
-        }
-        guard let sep = response.firstRange(of: Array("\r\n\r\n".utf8)) else { throw TestFailure("no HTTP head in \(response.count) bytes") }
-        let head = String(decoding: response[..<sep.lowerBound], as: UTF8.self).split(separator: "\r\n")
-        guard let statusLine = head.first, let status = Int(statusLine.split(separator: " ")[1]) else { throw TestFailure("bad status line") }
-        var hs: [String: String] = [:]
-        for line in head.dropFirst() {
-            if let c = line.firstIndex(of: ":") {
-                hs[line[..<c].lowercased()] = line[line.index(after: c)...].trimmingCharacters(in: .whitespaces)
-            }
-        }
-        return (status, Array(response[sep.upperBound...]), hs)
-    }
-}
-
 /// A JSON-RPC client over our own WebSocket client, driven synchronously from the test thread.
 /// Every received message is kept in order; `call` waits for the response with its id.
 final class RPCClient: @unchecked Sendable {
