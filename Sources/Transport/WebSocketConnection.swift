@@ -198,10 +198,21 @@ public final class WebSocketConnection: @unchecked Sendable {
 
     private var maskingKey: WebSocketMaskingKey? {
         guard role == .client else { return nil }
-        // RFC 6455 §5.3: a fresh, unpredictable key for every frame a client sends.
-        let r = UInt32.random(in: .min ... .max)
+        // RFC 6455 §5.3: a fresh, unpredictable key for every frame a client sends, from the
+        // system's strong source, fetched in blocks so that a frame costs no system call.
+        if maskingEntropyIndex == maskingEntropy.count {
+            var g = SystemRandomNumberGenerator()
+            maskingEntropy = (0..<256).map { _ in g.next() }
+            maskingEntropyIndex = 0
+        }
+        let r = maskingEntropy[maskingEntropyIndex]
+        maskingEntropyIndex += 1
         return (UInt8(r >> 24), UInt8(truncatingIfNeeded: r >> 16), UInt8(truncatingIfNeeded: r >> 8), UInt8(truncatingIfNeeded: r))
     }
+
+    /// Empty until the first client frame: server connections never pay for it.
+    private var maskingEntropy: [UInt32] = []
+    private var maskingEntropyIndex = 0
 
     private func writeFrame(_ opcode: WebSocketOpcode, _ payload: [UInt8]) {
         if role == .server, payload.count > 4096 {

@@ -9,9 +9,11 @@ public enum WebSocketFrameEncoder {
         maskingKey: WebSocketMaskingKey? = nil
     ) -> [UInt8] {
         let count = payload.count
-        var frame = header(opcode: opcode, payloadLength: count, fin: fin, maskingKey: maskingKey)
+        // One allocation: the header is written into the frame's own buffer.
+        var frame: [UInt8] = []
+        frame.reserveCapacity(headerLength(payloadLength: count, masked: maskingKey != nil) + count)
+        appendHeader(to: &frame, opcode: opcode, payloadLength: count, fin: fin, maskingKey: maskingKey)
         let payloadStart = frame.count
-        frame.reserveCapacity(payloadStart + count)
         frame.append(contentsOf: payload)
         if let maskingKey { WebSocketMasking.apply(maskingKey, to: &frame, from: payloadStart) }
         return frame
@@ -26,9 +28,26 @@ public enum WebSocketFrameEncoder {
         fin: Bool = true,
         maskingKey: WebSocketMaskingKey? = nil
     ) -> [UInt8] {
-        precondition(payloadLength >= 0, "negative payload length")
         var header: [UInt8] = []
-        header.reserveCapacity(14)
+        header.reserveCapacity(headerLength(payloadLength: payloadLength, masked: maskingKey != nil))
+        appendHeader(to: &header, opcode: opcode, payloadLength: payloadLength, fin: fin, maskingKey: maskingKey)
+        return header
+    }
+
+    /// 2 bytes, plus 2 or 8 for the extended length, plus 4 for a masking key.
+    public static func headerLength(payloadLength: Int, masked: Bool) -> Int {
+        2 + (payloadLength < 126 ? 0 : payloadLength <= 0xFFFF ? 2 : 8) + (masked ? 4 : 0)
+    }
+
+    /// Appends the header to `header` (which may already hold other frames).
+    public static func appendHeader(
+        to header: inout [UInt8],
+        opcode: WebSocketOpcode,
+        payloadLength: Int,
+        fin: Bool = true,
+        maskingKey: WebSocketMaskingKey? = nil
+    ) {
+        precondition(payloadLength >= 0, "negative payload length")
         header.append((fin ? 0x80 : 0) | opcode.rawValue)
         let maskBit: UInt8 = maskingKey == nil ? 0 : 0x80
         // RFC 6455 §5.2: the minimal encoding of the length.
@@ -47,9 +66,11 @@ public enum WebSocketFrameEncoder {
             }
         }
         if let key = maskingKey {
-            header.append(contentsOf: [key.0, key.1, key.2, key.3])
+            header.append(key.0)
+            header.append(key.1)
+            header.append(key.2)
+            header.append(key.3)
         }
-        return header
     }
 
     /// A close frame body (RFC 6455 §5.5.1): the code in network byte order, then the reason
