@@ -60,6 +60,8 @@ public final class Gateway: @unchecked Sendable {
     // Subscriptions (SPEC §6.4).
     var channels: [String: ChannelEntry] = [:]
     var channelsLowercased: [String: String] = [:]
+    /// `channels` indexed by the hash of the name's bytes, for the notification hot path.
+    var channelsByHash: [UInt64: [ChannelEntry]] = [:]
 
     // Local tokens (SPEC §6.2 public/auth).
     var accessTokens: [String: String] = [:]

@@ -154,8 +154,7 @@ extension Gateway {
             let entry = ChannelEntry(name: ch)
             entry.state = .active
             entry.heldByGateway = true
-            channels[ch] = entry
-            channelsLowercased[ch.lowercased()] = ch
+            addEntry(entry)
         }
     }
 

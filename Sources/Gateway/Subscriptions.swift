@@ -17,8 +17,24 @@ final class ChannelEntry {
     var heldByGateway = false
     var isHeld: Bool { heldByGateway || !holders.isEmpty }
 
+    /// The name's UTF-8 bytes and their hash: notifications are matched on bytes.
+    let nameBytes: [UInt8]
+    let nameHash: UInt64
+
+    /// FNV-1a over the bytes.
+    static func hash(_ bytes: some Collection<UInt8>) -> UInt64 {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in bytes {
+            h ^= UInt64(b)
+            h = h &* 0x100_0000_01b3
+        }
+        return h
+    }
+
     init(name: String) {
         self.name = name
+        self.nameBytes = Array(name.utf8)
+        self.nameHash = Self.hash(nameBytes)
         if OrderBook.isIncrementalBookChannel(name) { book = OrderBook() }
     }
 
@@ -104,8 +120,7 @@ extension Gateway {
                 }
             } else {
                 let entry = ChannelEntry(name: ch)
-                channels[ch] = entry
-                channelsLowercased[ch.lowercased()] = ch
+                addEntry(entry)
                 entry.waiters.append(ctx)
                 ctx.outstanding += 1
                 newChannels.append(ch)
@@ -210,9 +225,24 @@ extension Gateway {
         return found
     }
 
+    func addEntry(_ entry: ChannelEntry) {
+        channels[entry.name] = entry
+        channelsLowercased[entry.name.lowercased()] = entry.name
+        channelsByHash[entry.nameHash, default: []].append(entry)
+    }
+
     func dropEntry(_ key: String) {
-        channels[key] = nil
+        if let entry = channels.removeValue(forKey: key) {
+            channelsByHash[entry.nameHash]?.removeAll { $0 === entry }
+            if channelsByHash[entry.nameHash]?.isEmpty == true { channelsByHash[entry.nameHash] = nil }
+        }
         if channelsLowercased[key.lowercased()] == key { channelsLowercased[key.lowercased()] = nil }
+    }
+
+    /// The entry whose name is exactly these bytes, found without building a String.
+    func entry(named bytes: [UInt8], _ range: Range<Int>) -> ChannelEntry? {
+        guard let bucket = channelsByHash[ChannelEntry.hash(bytes[range])] else { return nil }
+        return bucket.first { $0.nameBytes.elementsEqual(bytes[range]) }
     }
 
     // MARK: upstream requests
@@ -322,8 +352,12 @@ extension Gateway {
 
     func notification(_ bytes: [UInt8], _ scan: JSONRPCScan) {
         guard let chRange = scan.channel else { return }
-        let name = String(decoding: bytes[chRange], as: UTF8.self)
-        guard let entry = channels[name] ?? channelsLowercased[name.lowercased()].flatMap({ channels[$0] }) else { return }
+        // Exact bytes first (no allocation); Deribit may change a currency's case, so fall back
+        // to a case-insensitive match.
+        guard let entry = entry(named: bytes, chRange) ?? {
+            let name = String(decoding: bytes[chRange], as: UTF8.self)
+            return channelsLowercased[name.lowercased()].flatMap { channels[$0] }
+        }() else { return }
         metrics.notifications += 1
         if let book = entry.book {
             switch book.apply(notification: bytes, scan: scan) {
