@@ -31,6 +31,8 @@ struct PendingRequest {
     let owner: PendingOwner
     let method: String
     var sentAt: UInt64
+    /// Written to the upstream socket (not just queued for readiness or credits).
+    var sent = false
     let deadline: UInt64
 }
 
@@ -266,11 +268,11 @@ extension Gateway {
             }
         }
         let id = nextUpstreamID
-        var out = JSONRPCSplice.replacing(request.scan.id!, in: request.bytes, with: JSONRPCSplice.decimalBytes(id))
-        if request.scan.accessToken != nil, let rescan = try? JSONRPCScanner.scan(out) {
-            // Clients' tokens are the gateway's: the upstream session is already authenticated.
-            out = JSONRPCSplice.removingAccessToken(in: out, scan: rescan)
-        }
+        // One pass: the fresh id in, and a client's `access_token` out (the upstream session is
+        // already authenticated; clients' tokens are the gateway's).
+        let out = request.scan.accessToken != nil
+            ? JSONRPCSplice.replacingIDAndRemovingAccessToken(in: request.bytes, scan: request.scan, with: id)
+            : JSONRPCSplice.replacingID(in: request.bytes, scan: request.scan, with: id)
         // Deribit answers requests over 32 kB with an error that has no id: never send one.
         guard out.count <= 32_000 else {
             refuse(request, code: JSONRPCErrorCode.invalidRequest, message: "request entity too large")
@@ -345,6 +347,7 @@ extension Gateway {
             return
         }
         pending[q.upstreamID]?.sentAt = now
+        pending[q.upstreamID]?.sent = true
         ws.sendText(q.bytes)
         if ws.bufferedBytes > Self.upstreamHighWatermark && !clientsPaused {
             // Backpressure: the upstream socket is not draining; stop reading clients
@@ -440,10 +443,9 @@ extension Gateway {
             let id = timeoutQueue[timeoutHead].id
             timeoutHead += 1
             guard let p = pending.removeValue(forKey: id) else { continue }
-            let sent = upstreamState == .ready && !waitingForReady.contains { $0.upstreamID == id }
-            if sent { keepLateOrderRequest(id, p) }
+            if p.sent { keepLateOrderRequest(id, p) }
             // Never sent: the upstream was unavailable (-32000). Sent and unanswered: -32001.
-            complete(p, sent
+            complete(p, p.sent
                 ? .failed(code: JSONRPCErrorCode.upstreamTimeout, message: "upstream_timeout")
                 : .failed(code: JSONRPCErrorCode.upstreamUnavailable, message: "upstream_unavailable"))
         }
