@@ -275,7 +275,8 @@ public final class Gateway: @unchecked Sendable {
         ])
     }
 
-    var upstreamTestnet: Bool { config.upstream.url.host.hasPrefix("test.") || config.upstream.url.host != "www.deribit.com" }
+    /// Deribit's `testnet` flag: every upstream but production (the test net, the simulator).
+    var upstreamTestnet: Bool { config.upstream.url.host != "www.deribit.com" }
 }
 
 /// One request from a client, as the router sees it.

@@ -1,3 +1,5 @@
+import Foundation
+
 /// The gateway's counters and gauges, rendered in the Prometheus text format (SPEC §5).
 /// Labels stay bounded: configured client names, `anonymous`, and fixed enums.
 /// Confined to the gateway's loop.
@@ -64,11 +66,5 @@ struct PrometheusWriter {
 
     static func escape(_ s: String) -> String {
         s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(of: "\n", with: "\\n")
-    }
-}
-
-extension String {
-    fileprivate func replacingOccurrences(of target: String, with replacement: String) -> String {
-        split(separator: Character(target), omittingEmptySubsequences: false).joined(separator: replacement)
     }
 }
