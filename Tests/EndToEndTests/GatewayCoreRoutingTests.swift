@@ -127,6 +127,24 @@ final class GatewayCoreRoutingTests: XCTestCase {
         XCTAssertEqual(try sim.subscribeRequests("ticker.BTC-PERPETUAL.raw"), 1)
     }
 
+    /// SPEC §6.3: a client's `access_token` is the gateway's, never Deribit's: it is stripped,
+    /// and the request runs on the authenticated upstream session. (The simulator, like
+    /// Deribit, answers 13009 to a token it did not issue.)
+    func testClientAccessTokensAreStripped() throws {
+        let (_, gw) = try startGateway(clients: [["name": "mm", "secret": "mm-secret", "scope": "trade"]])
+        let client = try RPCClient(url: gw.wsURL, loop: makeLoop(.dispatch))
+        let auth = try client.call("public/auth", ["grant_type": "client_credentials", "client_id": "mm", "client_secret": "mm-secret"])
+        let token = try XCTUnwrap((auth["result"] as? [String: Any])?["access_token"] as? String, "\(auth)")
+        for params: [String: Any] in [
+            ["access_token": token, "currency": "BTC"],
+            ["currency": "BTC", "access_token": token],
+            ["access_token": token, "currency": "BTC", "kind": "future"],
+        ] {
+            let r = try client.call("private/get_open_orders_by_currency", params)
+            XCTAssertNotNil(r["result"] as? [Any], "\(params): \(r)")
+        }
+    }
+
     func testMalformedClientInput() throws {
         let (sim, gw) = try startGateway()
         let loop = makeLoop(.dispatch)
