@@ -175,13 +175,11 @@ final class SocketSessionTests: XCTestCase {
         let third = try trader.call("private/buy", ["instrument_name": "BTC-PERPETUAL", "amount": 10, "price": 40000])
         XCTAssertEqual((third["error"] as? [String: Any])?["code"] as? Int, 10028)
         XCTAssertEqual(try trader.waitClosed().code, 1008)
-        let deadline = Date().addingTimeInterval(socketDeadline)
         var open = -1
-        while Date() < deadline {
+        try? pollUntil("cancel-on-disconnect after 10028", timeout: socketDeadline) {
             let s = try decodeObject(try httpRequest("GET", port: port, path: "/sim/state").body)
             open = (s["open_orders"] as? [Any])?.count ?? -1
-            if open == 0 { break }
-            usleep(20_000)
+            return open == 0
         }
         XCTAssertEqual(open, 0, "cancel-on-disconnect after 10028")
     }

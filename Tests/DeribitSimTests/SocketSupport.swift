@@ -8,7 +8,7 @@ import Foundation
 import Logging
 import Synchronization
 import Transport
-import TestSupport
+@_exported import TestSupport
 import XCTest
 #if canImport(Glibc)
 import Glibc
@@ -93,14 +93,12 @@ final class LiveSim: @unchecked Sendable {
 
     /// Polls /sim/state until `condition` holds (no event exists for exchange-side state).
     func waitForState(_ what: String, timeout: Double = socketDeadline, _ condition: ([String: Any]) -> Bool) throws -> [String: Any] {
-        let end = Date().addingTimeInterval(timeout)
         var last: [String: Any] = [:]
-        while Date() < end {
+        try pollUntil("/sim/state to show \(what)", timeout: timeout, detail: { "last: \(last)" }) {
             last = try state()
-            if condition(last) { return last }
-            usleep(20_000)
+            return condition(last)
         }
-        throw SocketTestFailure("/sim/state never showed \(what) within \(timeout) s; last: \(last)")
+        return last
     }
 }
 

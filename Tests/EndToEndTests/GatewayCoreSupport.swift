@@ -121,16 +121,6 @@ func utf8String(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8.s
 /// `error.code` of a decoded response, if it is an error.
 func rpcErrorCode(_ obj: [String: Any]) -> Int? { (obj["error"] as? [String: Any])?["code"] as? Int }
 
-/// Polls `condition` (state we cannot subscribe to: /sim/state, /health) until true, with a deadline.
-func pollUntil(_ what: String, timeout: Double = testDeadline, every: useconds_t = 20_000, _ condition: () throws -> Bool) throws {
-    let end = Date().addingTimeInterval(timeout)
-    while true {
-        if try condition() { return }
-        guard Date() < end else { throw TestFailure("timed out after \(timeout) s waiting for \(what)") }
-        usleep(every)
-    }
-}
-
 extension SimProcess {
     /// `/sim/state` `method_calls[method]` (0 when absent).
     func methodCalls(_ method: String) throws -> Int {

@@ -55,10 +55,9 @@ final class SessionCancelOnDisconnectTests: XCTestCase {
         try a.send("private/buy", ["instrument_name": "BTC-PERPETUAL", "amount": 10, "type": "limit", "price": 1000, "label": "late"])
         // The order exists at once; its response is held back for a second.
         var lateID: String?
-        let end = Date().addingTimeInterval(testDeadline)
-        while lateID == nil, Date() < end {
+        try pollUntil("the order at the exchange", every: 10_000) {
             lateID = try f.openOrders(label: "late").first
-            if lateID == nil { usleep(10_000) }
+            return lateID != nil
         }
         let id = try XCTUnwrap(lateID, "the order reached the exchange")
         a.kill()
@@ -168,8 +167,7 @@ final class SessionCancelOnDisconnectTests: XCTestCase {
         defer { raw.close() }
         try raw.sendText(#"{"jsonrpc":"2.0","id":1,"method":"public/auth","params":{"grant_type":"client_credentials","client_id":"A","client_secret":"a-secret"}}"#)
         try raw.sendText(#"{"jsonrpc":"2.0","id":2,"method":"private/buy","params":{"instrument_name":"BTC-PERPETUAL","amount":10,"type":"limit","price":1000,"label":"raw"}}"#)
-        let end = Date().addingTimeInterval(testDeadline)
-        while try f.openOrders(label: "raw").isEmpty, Date() < end { usleep(10_000) }
+        try pollUntil("the order at the exchange", every: 10_000) { try !f.openOrders(label: "raw").isEmpty }
         let id = try XCTUnwrap(try f.openOrders(label: "raw").first)
         // SPEC §6.1: binary frames close with 1003.
         try raw.sendFrame(opcode: 0x2, [1, 2, 3])

@@ -44,8 +44,7 @@ final class SessionShutdownTests: XCTestCase {
         let a = try f.client("A")
         XCTAssertEqual(try f.sim.post("/sim/fault/delay?ms=500"), 200)
         try a.send("private/buy", ["instrument_name": "BTC-PERPETUAL", "amount": 10, "type": "limit", "price": 1000, "label": "inflight"])
-        let end = Date().addingTimeInterval(testDeadline)
-        while try f.openOrders(label: "inflight").isEmpty, Date() < end { usleep(10_000) }
+        try pollUntil("the order at the exchange", every: 10_000) { try !f.openOrders(label: "inflight").isEmpty }
         XCTAssertEqual(try f.openOrders(label: "inflight").count, 1)
 
         XCTAssertEqual(kill(f.gw.child.process.processIdentifier, SIGTERM), 0)

@@ -71,14 +71,11 @@ final class SessionFixture {
 
     /// Polls the simulator's state (no event to wait for) until `condition` holds.
     func waitForOpenOrders(_ what: String, timeout: Double = testDeadline, _ condition: (Set<String>) -> Bool) throws {
-        let end = Date().addingTimeInterval(timeout)
         var last: Set<String> = []
-        while Date() < end {
+        try pollUntil(what, timeout: timeout, detail: { "open orders: \(last.sorted())" }) {
             last = try openOrders()
-            if condition(last) { return }
-            usleep(20_000)
+            return condition(last)
         }
-        throw TestFailure("timed out after \(timeout) s waiting for \(what); open orders: \(last.sorted())")
     }
 
     /// `deribit_gateway_…{labels} value` from /metrics (0 when absent).
@@ -92,12 +89,11 @@ final class SessionFixture {
     }
 
     func waitForMetric(_ sample: String, atLeast value: Double, timeout: Double = testDeadline) throws {
-        let end = Date().addingTimeInterval(timeout)
-        while Date() < end {
-            if try metric(sample) >= value { return }
-            usleep(20_000)
+        var now = 0.0
+        try pollUntil("\(sample) to reach \(value)", timeout: timeout, detail: { "now \(now)" }) {
+            now = try metric(sample)
+            return now >= value
         }
-        throw TestFailure("\(sample) did not reach \(value) within \(timeout) s (now \(try metric(sample)))")
     }
 
     /// Waits until the gateway counts `n` connected clients.
@@ -106,12 +102,11 @@ final class SessionFixture {
     }
 
     func waitForMetric(_ sample: String, atMost value: Double, timeout: Double = testDeadline) throws {
-        let end = Date().addingTimeInterval(timeout)
-        while Date() < end {
-            if try metric(sample) <= value { return }
-            usleep(20_000)
+        var now = 0.0
+        try pollUntil("\(sample) to fall to \(value)", timeout: timeout, detail: { "now \(now)" }) {
+            now = try metric(sample)
+            return now <= value
         }
-        throw TestFailure("\(sample) did not fall to \(value) within \(timeout) s")
     }
 
     /// A round trip through the shared upstream connection: every request the gateway sent

@@ -101,12 +101,7 @@ final class GatewayProcess: @unchecked Sendable {
 
     /// Polls /health until it answers `status` (an event we cannot subscribe to), with a deadline.
     func waitForHealth(_ status: Int, timeout: Double = testDeadline) throws {
-        let end = Date().addingTimeInterval(timeout)
-        while Date() < end {
-            if let h = try? health(), h.status == status { return }
-            usleep(20_000)
-        }
-        throw TestFailure("gateway /health did not become \(status) within \(timeout) s")
+        try pollUntil("gateway /health \(status)", timeout: timeout) { (try? health())?.status == status }
     }
 
     func stop() {

@@ -79,6 +79,23 @@ public func onLoop<T: Sendable>(_ loop: EventLoop, _ body: @escaping @Sendable (
     return try w.wait("work on the event loop").get()
 }
 
+/// Polls `condition` — for state no event announces (/sim/state, /health, /metrics) — until it
+/// holds, with a deadline. `detail` is added to the failure message (e.g. the last value seen).
+public func pollUntil(
+    _ what: String, timeout: Double = testDeadline, every: useconds_t = 20_000,
+    detail: () -> String = { "" }, _ condition: () throws -> Bool
+) throws {
+    let end = Date().addingTimeInterval(timeout)
+    while true {
+        if try condition() { return }
+        guard Date() < end else {
+            let d = detail()
+            throw TestFailure("timed out after \(timeout) s waiting for \(what)\(d.isEmpty ? "" : "; \(d)")")
+        }
+        usleep(every)
+    }
+}
+
 /// Deterministic printable ASCII: byte count equals character count.
 public func asciiPayload(_ count: Int, seed: Int = 0) -> [UInt8] {
     (0..<count).map { UInt8(0x21 + ($0 &* 31 &+ seed) % 94) }
