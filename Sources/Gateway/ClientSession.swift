@@ -60,8 +60,6 @@ final class ClientSession: @unchecked Sendable {
         self.httpResponder = responder
     }
 
-    var isHTTP: Bool { ws == nil }
-
     func send(_ bytes: [UInt8]) {
         guard !closed else { return }
         if let responder = httpResponder {

@@ -122,22 +122,3 @@ protocol EventLoopBackend: AnyObject, Sendable {
     func register(fd: Int32, handler: any IOHandler) -> any IORegistration
     func shutdown()
 }
-
-/// A small set of loops; connections are spread over them round-robin.
-public final class EventLoopGroup: Sendable {
-    public let loops: [EventLoop]
-    private let nextIndex = Atomic<Int>(0)
-
-    public init(count: Int = 1, kind: EventLoopKind = .dispatch, label: String = "deribit-gateway.loop") {
-        loops = (0..<max(1, count)).map { EventLoop(kind: kind, label: "\(label).\($0)") }
-    }
-
-    public func next() -> EventLoop {
-        let i = nextIndex.add(1, ordering: .relaxed).oldValue
-        return loops[i % loops.count]
-    }
-
-    public func shutdown() {
-        loops.forEach { $0.shutdown() }
-    }
-}

@@ -75,9 +75,6 @@ public final class HTTPServer: @unchecked Sendable {
         listener = nil
     }
 
-    /// Connections still speaking HTTP (not yet upgraded).
-    public var httpConnectionCount: Int { connections.count }
-
     private func accepted(_ tcp: TCPConnection) {
         nextID += 1
         let conn = HTTPServerConnection(tcp: tcp, id: nextID, server: self, limits: limits)

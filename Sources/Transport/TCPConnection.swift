@@ -398,7 +398,8 @@ public final class TCPConnection: IOHandler, @unchecked Sendable {
     /// Drops every queued byte not yet partly written (a slow consumer's backlog), so that a
     /// close frame queued next goes out as soon as the peer reads again.
     public func abortQueue() {
-        guard head < chunks.count else { return }
+        // Queued TLS records cannot be dropped without breaking the stream.
+        guard tls == nil, head < chunks.count else { return }
         let keep = offset > 0 ? 1 : 0
         let dropped = chunks[(head + keep)...].reduce(0) { $0 + $1.count }
         chunks.removeSubrange((head + keep)...)

@@ -10,17 +10,15 @@ public final class TCPListener: IOHandler, @unchecked Sendable {
     private var registration: (any IORegistration)?
     private var backoff: ScheduledTask?
     private let onAccept: (TCPConnection) -> Void
-    private let group: EventLoopGroup?
     public let address: SocketAddress
 
-    /// Binds and listens. `onAccept` runs on the loop the connection was given (this loop, or
-    /// one of `group` round-robin). Call on `loop`.
+    /// Binds and listens. Accepted connections live on this loop, where `onAccept` runs: the
+    /// hot path (upstream frame in, client frames out) stays on one loop. Call on `loop`.
     public init(
-        address: SocketAddress, loop: EventLoop, group: EventLoopGroup? = nil, backlog: Int32 = 1024,
+        address: SocketAddress, loop: EventLoop, backlog: Int32 = 1024,
         onAccept: @escaping (TCPConnection) -> Void
     ) throws(SystemError) {
         self.loop = loop
-        self.group = group
         self.onAccept = onAccept
         let fd = socket(address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw SystemError("socket", errno: errno) }
@@ -70,18 +68,7 @@ public final class TCPListener: IOHandler, @unchecked Sendable {
                 return
             }
             guard let cfd = accepted else { return }
-            let target = group?.next() ?? loop
-            if target === loop {
-                let conn = TCPConnection(acceptedFD: cfd, loop: loop)
-                onAccept(conn)
-            } else {
-                let cb = onAccept
-                nonisolated(unsafe) let callback = cb
-                target.execute {
-                    let conn = TCPConnection(acceptedFD: cfd, loop: target)
-                    callback(conn)
-                }
-            }
+            onAccept(TCPConnection(acceptedFD: cfd, loop: loop))
         }
     }
 
