@@ -374,19 +374,27 @@ extension Gateway {
         }
         if entry.heldByGateway { orderNotification(bytes) }
         guard !entry.holders.isEmpty else { return }
-        // Framed once; the same bytes are queued to every holder.
-        let frame = WebSocketConnection.encodeTextFrame(bytes)
-        for h in entry.holders {
-            // Queued now, written once per client at the end of the upstream read (one
-            // vectored write carries every frame of the batch).
-            h.ws.enqueueEncodedFrame(frame)
-            if !h.needsFlush {
-                h.needsFlush = true
-                clientsToFlush.append(h)
+        if bytes.count <= Self.copiedNotificationBytes {
+            // Copied with its header into each holder's own reusable buffer: no allocation.
+            bytes.withUnsafeBytes { payload in
+                for h in entry.holders { h.ws.enqueueText(payload) }
             }
+        } else {
+            // A large notification (a book snapshot) is framed once and shared by every holder.
+            let frame = WebSocketConnection.encodeTextFrame(bytes)
+            for h in entry.holders { h.ws.enqueueEncodedFrame(frame) }
+        }
+        for h in entry.holders where !h.needsFlush {
+            // Written once per client at the end of the upstream read (one write carries
+            // every frame of the batch).
+            h.needsFlush = true
+            clientsToFlush.append(h)
         }
         metrics.framesSent += entry.holders.count
     }
+
+    /// Larger notifications are framed once and shared rather than copied per holder.
+    static let copiedNotificationBytes = 8 << 10
 
     /// Writes what notifications queued for each client during one upstream read.
     func flushClients() {

@@ -60,7 +60,18 @@ public final class TCPConnection: IOHandler, @unchecked Sendable {
     private var plaintextScratch: [UInt8] = []
 
     // Outbound queue: chunks[head...] with `offset` bytes of chunks[head] already sent.
-    private var chunks: [[UInt8]] = []
+    private var chunks: [Chunk] = []
+    /// A written-out buffer of our own, kept (emptied, capacity intact) for the next
+    /// `enqueueCopying`: a connection that keeps up copies its frames without allocating.
+    private var spare: [UInt8] = []
+    private static let keptSpareCapacity = 256 << 10
+
+    private struct Chunk {
+        var bytes: [UInt8]
+        /// Our own buffer (filled by `enqueueCopying`), never shared: bytes may be appended
+        /// to it in place, and once written it becomes the spare.
+        var owned: Bool
+    }
     private var head = 0
     private var offset = 0
     /// Bytes queued and not yet accepted by the kernel.
@@ -323,8 +334,40 @@ public final class TCPConnection: IOHandler, @unchecked Sendable {
 
     private func enqueue(_ bytes: [UInt8]) {
         guard !bytes.isEmpty else { return }
-        chunks.append(bytes)
+        chunks.append(Chunk(bytes: bytes, owned: false))
         bufferedBytes += bytes.count
+    }
+
+    /// Queues a copy of `first` followed by `second` without flushing; call `flush()` after a
+    /// batch. The bytes go to the end of the last queued buffer when it is our own, otherwise
+    /// into the spare buffer: no allocation once the connection's buffers have grown to its
+    /// traffic. For small frames sent to many peers (a copy costs less than a shared array).
+    public func enqueueCopying(_ first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer) {
+        guard state == .open else { return }
+        let count = first.count + second.count
+        guard count > 0 else { return }
+        if let tls {
+            do throws(TLSError) {
+                _ = try tls.write(first)
+                _ = try tls.write(second)
+            } catch {
+                finalClose(.tls(error.description))
+                return
+            }
+            flushTLSOutput()
+            return
+        }
+        if let last = chunks.indices.last, last >= head, chunks[last].owned {
+            chunks[last].bytes.append(contentsOf: first)
+            chunks[last].bytes.append(contentsOf: second)
+        } else {
+            var bytes: [UInt8] = []
+            swap(&bytes, &spare)
+            bytes.append(contentsOf: first)
+            bytes.append(contentsOf: second)
+            chunks.append(Chunk(bytes: consume bytes, owned: true))
+        }
+        bufferedBytes += count
     }
 
     private func flushTLSOutput() {
@@ -356,10 +399,15 @@ public final class TCPConnection: IOHandler, @unchecked Sendable {
             case .processed(var n):
                 bufferedBytes -= n
                 while n > 0 {
-                    let remaining = chunks[head].count - offset
+                    let remaining = chunks[head].bytes.count - offset
                     if n >= remaining {
                         n -= remaining
-                        chunks[head] = []
+                        if chunks[head].owned, chunks[head].bytes.capacity <= Self.keptSpareCapacity,
+                           chunks[head].bytes.capacity > spare.capacity {
+                            swap(&spare, &chunks[head].bytes)
+                            spare.removeAll(keepingCapacity: true)
+                        }
+                        chunks[head] = Chunk(bytes: [], owned: false)
                         head += 1
                         offset = 0
                     } else {
@@ -387,7 +435,7 @@ public final class TCPConnection: IOHandler, @unchecked Sendable {
             for i in 0..<count {
                 let idx = head + i
                 let skip = i == 0 ? offset : 0
-                chunks[idx].withUnsafeBytes { raw in
+                chunks[idx].bytes.withUnsafeBytes { raw in
                     iov[i] = iovec(iov_base: UnsafeMutableRawPointer(mutating: raw.baseAddress! + skip), iov_len: raw.count - skip)
                 }
             }
@@ -401,7 +449,7 @@ public final class TCPConnection: IOHandler, @unchecked Sendable {
         // Queued TLS records cannot be dropped without breaking the stream.
         guard tls == nil, head < chunks.count else { return }
         let keep = offset > 0 ? 1 : 0
-        let dropped = chunks[(head + keep)...].reduce(0) { $0 + $1.count }
+        let dropped = chunks[(head + keep)...].reduce(0) { $0 + $1.bytes.count }
         chunks.removeSubrange((head + keep)...)
         bufferedBytes -= dropped
     }
@@ -474,6 +522,7 @@ public final class TCPConnection: IOHandler, @unchecked Sendable {
         registration?.close()
         registration = nil
         chunks = []
+        spare = []
         head = 0
         offset = 0
         bufferedBytes = 0

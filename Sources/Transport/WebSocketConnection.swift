@@ -58,6 +58,9 @@ public final class WebSocketConnection: @unchecked Sendable {
     public let limits: WebSocketLimits
 
     private var parser: WebSocketFrameParser
+    /// Payload storage for the frame being read, handed to `onText` without a copy.
+    private var frameStorage: [UInt8] = []
+    private static let keptFrameStorage = 64 << 10
     private var assembler: WebSocketMessageAssembler
     private var machine: WebSocketConnectionStateMachine
     private var closeTimer: ScheduledTask?
@@ -122,10 +125,16 @@ public final class WebSocketConnection: @unchecked Sendable {
     }
 
     private func processFrames() {
+        defer {
+            // A huge message's storage is not kept for the small ones that follow.
+            if frameStorage.capacity > Self.keptFrameStorage { frameStorage = [] }
+        }
         while !finished {
             let message: WebSocketMessage
             do throws(WebSocketProtocolError) {
-                guard let frame = try parser.next() else { return }
+                // The payload lands in `frameStorage`, reused from frame to frame: a message the
+                // application does not keep costs no allocation (steady-state fan-out).
+                guard let frame = try parser.next(reusing: &frameStorage) else { return }
                 guard let m = try assembler.receive(frame) else { continue }
                 message = m
             } catch {
@@ -243,6 +252,21 @@ public final class WebSocketConnection: @unchecked Sendable {
     public func enqueueEncodedFrame(_ frame: [UInt8]) {
         guard isOpen else { return }
         tcp.enqueueWithoutFlush(frame)
+        checkSlowConsumer()
+    }
+
+    /// Queues one text message as a server frame without flushing (call `flush()` after the
+    /// batch): header and payload are copied into this connection's own reusable buffer, so a
+    /// notification fanned out to many clients costs no allocation per client or per frame.
+    public func enqueueText(_ payload: UnsafeRawBufferPointer) {
+        guard isOpen else { return }
+        precondition(role == .server, "clients must mask each frame")
+        // At most 10 header bytes for a server frame (RFC 6455 §5.2).
+        var header: (UInt64, UInt64) = (0, 0)
+        withUnsafeMutableBytes(of: &header) { h in
+            let n = WebSocketFrameEncoder.writeHeader(into: h, opcode: .text, payloadLength: payload.count)
+            tcp.enqueueCopying(UnsafeRawBufferPointer(rebasing: h[..<n]), payload)
+        }
         checkSlowConsumer()
     }
 

@@ -73,6 +73,36 @@ public enum WebSocketFrameEncoder {
         }
     }
 
+    /// Writes an unmasked (server) header into `buffer`, which must hold at least 10 bytes,
+    /// and returns its length: the same bytes as `appendHeader` without a key, no array.
+    public static func writeHeader(
+        into buffer: UnsafeMutableRawBufferPointer,
+        opcode: WebSocketOpcode,
+        payloadLength: Int,
+        fin: Bool = true
+    ) -> Int {
+        precondition(payloadLength >= 0, "negative payload length")
+        precondition(buffer.count >= 10, "a header needs up to 10 bytes")
+        buffer[0] = (fin ? 0x80 : 0) | opcode.rawValue
+        switch payloadLength {
+        case ..<126:
+            buffer[1] = UInt8(payloadLength)
+            return 2
+        case ...0xFFFF:
+            buffer[1] = 126
+            buffer[2] = UInt8(truncatingIfNeeded: payloadLength >> 8)
+            buffer[3] = UInt8(truncatingIfNeeded: payloadLength)
+            return 4
+        default:
+            buffer[1] = 127
+            let length = UInt64(payloadLength)
+            for i in 0..<8 {
+                buffer[2 + i] = UInt8(truncatingIfNeeded: length >> UInt64(56 - 8 * i))
+            }
+            return 10
+        }
+    }
+
     /// A close frame body (RFC 6455 §5.5.1): the code in network byte order, then the reason
     /// in UTF-8, cut at a character boundary so the whole fits a 125-byte control frame.
     public static func closePayload(code: UInt16, reason: String) -> [UInt8] {

@@ -49,16 +49,25 @@ public struct WebSocketFrameParser: Sendable {
 
     /// The next complete frame, or `nil` when more bytes are needed.
     public mutating func next() throws(WebSocketProtocolError) -> WebSocketFrame? {
+        var payload: [UInt8] = []
+        return try next(reusing: &payload)
+    }
+
+    /// Like `next()`, but the payload is written into `storage` (emptied first, its capacity
+    /// kept) and the frame shares that storage. A reader that lets go of each frame before
+    /// asking for the next one gets every frame without a heap allocation; one that keeps a
+    /// frame's payload keeps a private copy (arrays are copied on write).
+    public mutating func next(reusing storage: inout [UInt8]) throws(WebSocketProtocolError) -> WebSocketFrame? {
         if let failure { throw failure }
         do throws(WebSocketProtocolError) {
-            return try parseFrame()
+            return try parseFrame(into: &storage)
         } catch {
             failure = error
             throw error
         }
     }
 
-    private mutating func parseFrame() throws(WebSocketProtocolError) -> WebSocketFrame? {
+    private mutating func parseFrame(into payload: inout [UInt8]) throws(WebSocketProtocolError) -> WebSocketFrame? {
         let available = buffer.count - readIndex
         guard available >= 2 else { return nil }
         let byte0 = buffer[readIndex]
@@ -118,7 +127,8 @@ public struct WebSocketFrameParser: Sendable {
         }
         guard buffer.count - offset >= payloadLength else { return nil }
 
-        var payload = Array(buffer[offset..<(offset + payloadLength)])
+        payload.removeAll(keepingCapacity: true)
+        payload.append(contentsOf: buffer[offset..<(offset + payloadLength)])
         if let maskingKey { WebSocketMasking.apply(maskingKey, to: &payload) }
         readIndex = offset + payloadLength
         self.messageBytes = messageBytes

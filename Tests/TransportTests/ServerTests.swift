@@ -165,6 +165,54 @@ final class ServerTests: XCTestCase {
         XCTAssertEqual(response.headers["sec-websocket-version"], "13")
     }
 
+    // MARK: copied and shared frames in one queue
+
+    func testCopiedAndSharedFramesArriveInOrder_dispatch() throws { try copiedAndSharedFramesArriveInOrder(.dispatch) }
+    func testCopiedAndSharedFramesArriveInOrder_epoll() throws { try copiedAndSharedFramesArriveInOrder(.epoll) }
+
+    /// `enqueueText` copies into the connection's own reusable buffer and `enqueueEncodedFrame`
+    /// queues a shared array; mixed, with a small receive window so that writes stop part-way
+    /// (EAGAIN) and buffers are reused while others are still queued, every frame arrives whole
+    /// and in order.
+    private func copiedAndSharedFramesArriveInOrder(_ kind: EventLoopKind) throws {
+        let loop = makeLoop(kind)
+        let events = ServerEvents()
+        let port = try startEchoServer(on: loop, events: events, testCase: self)
+        let socket = try RawSocket(port: port, receiveBuffer: 4096)
+        try socket.upgrade()
+        let ws = try events.upgraded.next("the upgrade")
+        // Sizes on both sides of each length encoding (7-bit, 16-bit, 64-bit) and of the
+        // gateway's copy/share threshold.
+        let sizes = [0, 1, 125, 126, 550, 65535, 65536, 200_000, 550, 8192, 30_000]
+        var expected: [(opcode: UInt8, payload: [UInt8])] = []
+        for round in 0..<12 {
+            for (i, size) in sizes.enumerated() {
+                let payload = (0..<size).map { UInt8(ascii: "a") + UInt8(($0 &+ i &+ round) % 26) }
+                expected.append((1, payload))
+            }
+        }
+        let batches = expected.count / 4
+        let frames = expected.map(\.payload)
+        try onLoop(loop) {
+            for (i, payload) in frames.enumerated() {
+                if i % 3 == 2 {
+                    ws.enqueueEncodedFrame(WebSocketConnection.encodeTextFrame(payload))
+                } else {
+                    payload.withUnsafeBytes { ws.enqueueText($0) }
+                }
+                if i % batches == batches - 1 { ws.flush() }
+            }
+            ws.flush()
+        }
+        for (i, want) in expected.enumerated() {
+            let got = try socket.readFrame()
+            XCTAssertTrue(got.fin, "frame \(i)")
+            XCTAssertEqual(got.opcode, want.opcode, "frame \(i)")
+            XCTAssertEqual(got.payload.count, want.payload.count, "frame \(i)")
+            XCTAssertTrue(got.payload == want.payload, "frame \(i): payload differs")
+        }
+    }
+
     // MARK: slow consumer (SPEC §8)
 
     func testSlowConsumerIsClosed1008_dispatch() throws { try slowConsumerIsClosed1008(.dispatch) }

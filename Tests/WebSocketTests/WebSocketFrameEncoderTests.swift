@@ -17,6 +17,23 @@ final class WebSocketFrameEncoderTests: XCTestCase {
         XCTAssertEqual(WebSocketFrameEncoder.encode(opcode: .binary, payload: Vectors.binary64KPayload), Vectors.binary64K)
     }
 
+    func testWriteHeaderMatchesAppendHeader() {
+        for length in [0, 1, 125, 126, 127, 0xFFFF, 0x10000, 1 << 40] {
+            for opcode in [WebSocketOpcode.text, .binary, .continuation] {
+                for fin in [true, false] {
+                    var expected: [UInt8] = []
+                    WebSocketFrameEncoder.appendHeader(to: &expected, opcode: opcode, payloadLength: length, fin: fin)
+                    var buffer = [UInt8](repeating: 0xEE, count: 12)
+                    let n = buffer.withUnsafeMutableBytes {
+                        WebSocketFrameEncoder.writeHeader(into: $0, opcode: opcode, payloadLength: length, fin: fin)
+                    }
+                    XCTAssertEqual(Array(buffer[..<n]), expected, "length \(length) \(opcode) fin \(fin)")
+                    XCTAssertEqual(buffer[n...].allSatisfy { $0 == 0xEE }, true, "wrote past its header")
+                }
+            }
+        }
+    }
+
     func testHeaderAloneMatchesEncodedPrefix() {
         for length in [0, 125, 126, 65535, 65536] {
             let payload = [UInt8](repeating: 0x5a, count: length)

@@ -33,6 +33,34 @@ final class WebSocketFrameParserTests: XCTestCase {
         ])
     }
 
+    /// `next(reusing:)` writes each payload into the caller's storage: frames come out equal to
+    /// `next()`'s, the storage is reused when the previous frame was let go, and a frame that was
+    /// kept is never overwritten by the next one.
+    func testReusingStorageKeepsKeptFramesIntact() throws {
+        var parser = WebSocketFrameParser(role: .server)
+        parser.feed(Self.maskedHello + clientTextFrame("second frame") + clientTextFrame("third"))
+        var storage: [UInt8] = []
+        storage.reserveCapacity(64)
+        let kept = try XCTUnwrap(parser.next(reusing: &storage))
+        XCTAssertEqual(kept, WebSocketFrame(opcode: .text, payload: hello))
+        let second = try XCTUnwrap(parser.next(reusing: &storage))
+        XCTAssertEqual(second.payload, Array("second frame".utf8))
+        XCTAssertEqual(kept.payload, hello, "a kept frame must not change")
+        let address = storage.withUnsafeBufferPointer { $0.baseAddress }
+        _ = consume second
+        let third = try XCTUnwrap(parser.next(reusing: &storage))
+        XCTAssertEqual(third.payload, Array("third".utf8))
+        XCTAssertEqual(storage.withUnsafeBufferPointer { $0.baseAddress }, address, "storage reused")
+        XCTAssertNil(try parser.next(reusing: &storage))
+        XCTAssertEqual(storage, Array("third".utf8), "an incomplete read leaves the storage alone")
+    }
+
+    private func clientTextFrame(_ text: String) -> [UInt8] {
+        let payload = Array(text.utf8)
+        let key: [UInt8] = [1, 2, 3, 4]
+        return [0x81, 0x80 | UInt8(payload.count)] + key + payload.enumerated().map { $1 ^ key[$0 & 3] }
+    }
+
     func testRFCPingAndPong() throws {
         XCTAssertEqual(try parseAll(Self.unmaskedPing, role: .client), [WebSocketFrame(opcode: .ping, payload: hello)])
         XCTAssertEqual(try parseAll(Self.maskedPong, role: .server), [WebSocketFrame(opcode: .pong, payload: hello)])
