@@ -12,6 +12,8 @@ final class EpollEventLoopBackend: EventLoopBackend, @unchecked Sendable {
     private let epfd: Int32
     private let wakeFD: Int32
     private let pending = Mutex<[@Sendable () -> Void]>([])
+    /// The batch `runPending` is running; loop thread only.
+    private var running: [@Sendable () -> Void] = []
     private let wakePending = Atomic<Bool>(false)
     private let stopped = Atomic<Bool>(false)
     private nonisolated(unsafe) var thread: pthread_t?
@@ -134,12 +136,14 @@ final class EpollEventLoopBackend: EventLoopBackend, @unchecked Sendable {
 
     private func runPending() {
         wakePending.store(false, ordering: .releasing)
-        let work = pending.withLock { queue -> [@Sendable () -> Void] in
-            let w = queue
-            queue.removeAll(keepingCapacity: true)
-            return w
+        // Two buffers swapped under the lock: work queued while these run goes to the other one,
+        // and neither is reallocated (this runs on every turn of the loop).
+        pending.withLock { queue in
+            if !queue.isEmpty { swap(&queue, &running) }
         }
-        for w in work { w() }
+        guard !running.isEmpty else { return }
+        for w in running { w() }
+        running.removeAll(keepingCapacity: true)
     }
 
     private func runTimers() {
