@@ -24,7 +24,7 @@ struct GatewayBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gateway-bench",
         abstract: "Load generator for scripts/bench.sh: request path, fan-out, mix, connections, start-up.",
-        subcommands: [RPC.self, FanOut.self, Mix.self, Conns.self, Startup.self, FreePort.self]
+        subcommands: [RPC.self, FanOut.self, Mix.self, Conns.self, Startup.self, Allocs.self, FreePort.self]
     )
 }
 
@@ -170,6 +170,30 @@ struct Startup: ParsableCommand {
         healthy.sort()
         let ms: (UInt64) -> String = { String(format: "%.1f", Double($0) / 1e6) }
         emit("| \(label) | \(runs) | \(ms(listening[listening.count / 2])) | \(ms(healthy.first!)) | \(ms(healthy[healthy.count / 2])) | \(ms(healthy.last!)) |")
+    }
+}
+
+struct Allocs: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Heap allocations per forwarded notification (the server runs under scripts/malloc-count.c).")
+    @Option(help: "ws://HOST:PORT/PATH the subscribers connect to.") var url: String
+    @Option(name: .customLong("sim-port"), help: "The simulator's port (publisher).") var simPort: UInt16
+    @Option(help: "The hot channel.") var channel: String = "ticker.BTC-PERPETUAL.100ms"
+    @Option var subscribers: Int = 10
+    @Option(help: "Publishes per second.") var rate: Int = 2000
+    @Option(help: "Notifications in the measured window.") var count: Int = 20_000
+    @Option(help: "Notifications delivered before measuring.") var warmup: Int = 2000
+    @Option(name: .customLong("server-pid"), help: "The process under malloc-count.so.") var serverPID: Int32
+    @Option(name: .customLong("count-file"), help: "Its MALLOC_COUNT_FILE.") var countFile: String
+    @Option var label: String = "?"
+    @Flag var header = false
+
+    func run() throws {
+        tightenTimerSlack()
+        if header { emit(allocationHeader()) }
+        let r = try AllocationRun(endpoint: try Endpoint(url), simPort: simPort, channel: channel, subscribers: subscribers,
+                                  rate: rate, count: count, warmup: warmup, pid: serverPID, countFile: countFile).run(label: label)
+        emit(allocationRow(r))
     }
 }
 
