@@ -1,4 +1,5 @@
 import Transport
+import JSONRPC
 
 /// One strategy's WebSocket connection to the gateway, or one HTTP JSON-RPC call.
 ///
@@ -69,5 +70,15 @@ final class ClientSession: @unchecked Sendable {
             return
         }
         ws.sendText(bytes)
+    }
+
+    /// `bytes` with `range` (the upstream's id) replaced by `replacement` (the client's id).
+    func send(_ bytes: [UInt8], replacing range: Range<Int>, with replacement: [UInt8]) {
+        guard !closed else { return }
+        if httpResponder != nil {
+            send(JSONRPCSplice.replacing(range, in: bytes, with: replacement))
+            return
+        }
+        ws.sendText(bytes, replacing: range, with: replacement)
     }
 }

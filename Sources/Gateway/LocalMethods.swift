@@ -5,7 +5,18 @@ import Transport
 
 extension Gateway {
     /// The methods of SPEC §6.2, answered by the gateway itself. Returns false to forward.
+    /// Every method `handleLocally` answers or vets: one hash lookup lets the forwarded methods
+    /// skip the switch's string comparisons (callgrind: ~17 per request before).
+    static let localMethods: Set<String> = [
+        "public/auth", "public/test", "public/hello", "public/set_heartbeat", "public/disable_heartbeat",
+        "public/exchange_token", "public/fork_token", "private/logout", "private/enable_cancel_on_disconnect",
+        "private/disable_cancel_on_disconnect", "private/get_cancel_on_disconnect", "public/subscribe",
+        "private/subscribe", "public/unsubscribe", "private/unsubscribe", "public/unsubscribe_all",
+        "private/unsubscribe_all",
+    ]
+
     func handleLocally(_ request: ClientRequest) -> Bool {
+        guard Self.localMethods.contains(request.method) else { return false }
         let session = request.session
         switch request.method {
         case "public/auth":

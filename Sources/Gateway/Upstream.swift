@@ -346,8 +346,11 @@ extension Gateway {
             waitingForReady.append(q)
             return
         }
-        pending[q.upstreamID]?.sentAt = now
-        pending[q.upstreamID]?.sent = true
+        if let i = pending.index(forKey: q.upstreamID) {
+            // In place: optional chaining through the subscript copies the entry out and back.
+            pending.values[i].sentAt = now
+            pending.values[i].sent = true
+        }
         ws.sendText(q.bytes)
         if ws.bufferedBytes > Self.upstreamHighWatermark && !clientsPaused {
             // Backpressure: the upstream socket is not draining; stop reading clients
@@ -427,7 +430,7 @@ extension Gateway {
             switch outcome {
             case .response(let bytes, let scan):
                 // The client's id goes back byte-for-byte.
-                session.send(JSONRPCSplice.replacing(scan.id!, in: bytes, with: originalID))
+                session.send(bytes, replacing: scan.id!, with: originalID)
             case .failed(let code, let message):
                 session.send(JSONRPCWire.error(id: originalID, code: code, message: message))
             }

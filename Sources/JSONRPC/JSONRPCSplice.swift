@@ -6,6 +6,17 @@ public enum JSONRPCSplice {
     public static func replacing(
         _ range: Range<Int>, in bytes: [UInt8], with replacement: some Collection<UInt8>
     ) -> [UInt8] {
+        splice(range, in: bytes, with: replacement)
+    }
+
+    /// The same for an array replacement (a client's id): concrete, so specialized here.
+    public static func replacing(_ range: Range<Int>, in bytes: [UInt8], with replacement: [UInt8]) -> [UInt8] {
+        splice(range, in: bytes, with: replacement)
+    }
+
+    private static func splice(
+        _ range: Range<Int>, in bytes: [UInt8], with replacement: some Collection<UInt8>
+    ) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(bytes.count - range.count + replacement.count)
         out.append(contentsOf: bytes[..<range.lowerBound])

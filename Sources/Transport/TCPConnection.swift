@@ -342,14 +342,17 @@ public final class TCPConnection: IOHandler, @unchecked Sendable {
     /// batch. The bytes go to the end of the last queued buffer when it is our own, otherwise
     /// into the spare buffer: no allocation once the connection's buffers have grown to its
     /// traffic. For small frames sent to many peers (a copy costs less than a shared array).
-    public func enqueueCopying(_ first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer) {
+    public func enqueueCopying(
+        _ first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer,
+        _ third: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0),
+        _ fourth: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0)
+    ) {
         guard state == .open else { return }
-        let count = first.count + second.count
+        let count = first.count + second.count + third.count + fourth.count
         guard count > 0 else { return }
         if let tls {
             do throws(TLSError) {
-                _ = try tls.write(first)
-                _ = try tls.write(second)
+                for part in [first, second, third, fourth] where !part.isEmpty { _ = try tls.write(part) }
             } catch {
                 finalClose(.tls(error.description))
                 return
@@ -360,11 +363,15 @@ public final class TCPConnection: IOHandler, @unchecked Sendable {
         if let last = chunks.indices.last, last >= head, chunks[last].owned {
             chunks[last].bytes.append(contentsOf: first)
             chunks[last].bytes.append(contentsOf: second)
+            chunks[last].bytes.append(contentsOf: third)
+            chunks[last].bytes.append(contentsOf: fourth)
         } else {
             var bytes: [UInt8] = []
             swap(&bytes, &spare)
             bytes.append(contentsOf: first)
             bytes.append(contentsOf: second)
+            bytes.append(contentsOf: third)
+            bytes.append(contentsOf: fourth)
             chunks.append(Chunk(bytes: consume bytes, owned: true))
         }
         bufferedBytes += count

@@ -210,8 +210,10 @@ public final class WebSocketConnection: @unchecked Sendable {
         // RFC 6455 §5.3: a fresh, unpredictable key for every frame a client sends, from the
         // system's strong source, fetched in blocks so that a frame costs no system call.
         if maskingEntropyIndex == maskingEntropy.count {
-            var g = SystemRandomNumberGenerator()
-            maskingEntropy = (0..<256).map { _ in g.next() }
+            // 256 keys from OpenSSL's CSPRNG at once (SystemRandomNumberGenerator would make one
+            // getrandom(2) per key: strace showed one system call per forwarded request).
+            let bytes = Crypto.randomBytes(256 * 4)
+            maskingEntropy = bytes.withUnsafeBytes { Array($0.bindMemory(to: UInt32.self)) }
             maskingEntropyIndex = 0
         }
         let r = maskingEntropy[maskingEntropyIndex]
@@ -267,6 +269,27 @@ public final class WebSocketConnection: @unchecked Sendable {
             let n = WebSocketFrameEncoder.writeHeader(into: h, opcode: .text, payloadLength: payload.count)
             tcp.enqueueCopying(UnsafeRawBufferPointer(rebasing: h[..<n]), payload)
         }
+        checkSlowConsumer()
+    }
+
+    /// Sends `message` with `range` replaced by `replacement` (a response with the client's own
+    /// id spliced back in) as one server text frame: the pieces are copied straight into the
+    /// connection's write buffer, with no intermediate message or frame array.
+    public func sendText(_ message: [UInt8], replacing range: Range<Int>, with replacement: [UInt8]) {
+        guard isOpen else { return }
+        precondition(role == .server, "clients must mask each frame")
+        let length = message.count - range.count + replacement.count
+        var header: (UInt64, UInt64) = (0, 0)
+        withUnsafeMutableBytes(of: &header) { h in
+            let n = WebSocketFrameEncoder.writeHeader(into: h, opcode: .text, payloadLength: length)
+            message.withUnsafeBytes { m in
+                replacement.withUnsafeBytes { r in
+                    tcp.enqueueCopying(UnsafeRawBufferPointer(rebasing: h[..<n]), UnsafeRawBufferPointer(rebasing: m[..<range.lowerBound]),
+                                       r, UnsafeRawBufferPointer(rebasing: m[range.upperBound...]))
+                }
+            }
+        }
+        tcp.flush()
         checkSlowConsumer()
     }
 

@@ -40,11 +40,22 @@ public struct WebSocketFrameParser: Sendable {
     public var bufferedByteCount: Int { buffer.count - readIndex }
 
     public mutating func feed<C: Collection>(_ bytes: C) where C.Element == UInt8 {
+        compact()
+        buffer.append(contentsOf: bytes)
+    }
+
+    /// The socket's read buffer, as it comes: a concrete overload, so that the copy is a
+    /// `memcpy` rather than an unspecialized generic append in the caller's module.
+    public mutating func feed(_ bytes: UnsafeRawBufferPointer) {
+        compact()
+        buffer.append(contentsOf: bytes)
+    }
+
+    private mutating func compact() {
         if readIndex > 0, readIndex >= buffer.count - readIndex {
             buffer.removeSubrange(0..<readIndex)
             readIndex = 0
         }
-        buffer.append(contentsOf: bytes)
     }
 
     /// The next complete frame, or `nil` when more bytes are needed.
