@@ -50,6 +50,9 @@ final class RequestPathRun: @unchecked Sendable {
     var fds: [Int32] = []
     var readers: [FrameReader] = []
 
+    /// How long before each send the sender stops sleeping and spins (0: sleep only).
+    var spinNanos: UInt64 = 0
+
     init(endpoint: Endpoint, rate: Int, clients: Int, warmup: Double, duration: Double) {
         self.endpoint = endpoint
         self.rate = rate
@@ -77,13 +80,19 @@ final class RequestPathRun: @unchecked Sendable {
 
         let fds = self.fds
         let lateBox = Box(0)
+        let spinNanos = self.spinNanos
         let sender = Worker("sender") {
             var encoder = FrameEncoder()
             var late = 0
             for k in 0..<total {
                 let due = t0 + UInt64(Double(k) * interval)
                 let now = nowNanos()
-                if now < due { sleepUntil(due) } else if now - due > 1_000_000 { late += 1 }
+                if now < due {
+                    // Sleep to just before the send time, then spin: a sleeping thread wakes tens
+                    // of µs late now and then, and that lateness would land in every path's p99.
+                    if due - now > spinNanos { sleepUntil(due - spinNanos) }
+                    while nowNanos() < due {}
+                } else if now - due > 1_000_000 { late += 1 }
                 let text = #"{"jsonrpc":"2.0","id":\#(k),"method":"public/get_time","params":{}}"#
                 writeAll(fds[k % fds.count], encoder.text(Array(text.utf8)))
             }

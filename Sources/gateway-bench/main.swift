@@ -37,6 +37,7 @@ struct RPC: ParsableCommand {
     @Option(help: "Client counts, comma-separated.") var clients: String = "1,10"
     @Option(help: "Measured seconds per run.") var duration: Double = 3
     @Option(help: "Unmeasured seconds before each run.") var warmup: Double = 0.5
+    @Option(name: .customLong("spin-us"), help: "Spin (instead of sleeping) this long before each send, for punctual sends.") var spinMicros: UInt64 = 0
     @Flag(help: "Print the table header first.") var header = false
 
     func run() throws {
@@ -45,7 +46,9 @@ struct RPC: ParsableCommand {
         let ep = try Endpoint(url)
         for c in try ints(clients) {
             for r in try ints(rates) {
-                let result = try RequestPathRun(endpoint: ep, rate: r, clients: c, warmup: warmup, duration: duration).run(label: label)
+                let run = RequestPathRun(endpoint: ep, rate: r, clients: c, warmup: warmup, duration: duration)
+                run.spinNanos = spinMicros * 1000
+                let result = try run.run(label: label)
                 emit(requestPathRow(result))
                 if !result.firstError.isEmpty {
                     FileHandle.standardError.write(Data("\(label): first error: \(result.firstError.prefix(300))\n".utf8))
