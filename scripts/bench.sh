@@ -4,12 +4,14 @@
 #   nginx       nginx as a plain WebSocket pass-through to the simulator (the floor any proxy pays)
 #   gw-dispatch deribit-gateway with "transport": {"event_loop": "dispatch"}
 #   gw-epoll    deribit-gateway with "transport": {"event_loop": "epoll"}
+# and, in section 6, counts the gateway's heap allocations per forwarded notification (both event
+# loops, under the LD_PRELOAD shim scripts/malloc-count.c).
 # Prints Markdown tables on stdout (progress on stderr). A benchmark, not a test: CI never runs it.
 #
-#   scripts/bench.sh                 # full run, about 8 minutes
+#   scripts/bench.sh                 # full run, about 9 minutes
 #   QUICK=1 scripts/bench.sh         # shorter runs, for trying the script
 #   BENCH_BIN=DIR scripts/bench.sh   # use release binaries already built in DIR
-#   SECTIONS="2 3" scripts/bench.sh  # only the sections listed (1-5)
+#   SECTIONS=6 scripts/bench.sh      # only the sections listed (1-6), e.g. allocations alone: ~1.5 minutes
 #
 # Everything it starts listens on ports the kernel picks (port 0), is stopped by pid on exit,
 # and lives under one temporary directory. nginx is installed from Debian when missing and run
@@ -25,13 +27,18 @@ CONNS=${CONNS:-$([ "$QUICK" = 1 ] && echo 2000 || echo 10000)}
 FAN_RATES=${FAN_RATES:-500,1000,1500,2000,2500,3000,5000}
 FAN_BATCH_US=${FAN_BATCH_US:-250}
 PATHS=${PATHS:-"direct nginx gw-dispatch gw-epoll"}
-SECTIONS=${SECTIONS:-"1 2 3 4 5"}
+SECTIONS=${SECTIONS:-"1 2 3 4 5 6"}
+ALLOC_SUBSCRIBERS=${ALLOC_SUBSCRIBERS:-10}
+ALLOC_WARMUP=${ALLOC_WARMUP:-2000}
+ALLOC_COUNT=${ALLOC_COUNT:-$([ "$QUICK" = 1 ] && echo 6000 || echo 20000)}
+ALLOC_RATE=${ALLOC_RATE:-2000}
+ALLOC_MIX_SECONDS=${ALLOC_MIX_SECONDS:-$([ "$QUICK" = 1 ] && echo 4 || echo 10)}
 
 want() { [[ " $SECTIONS " == *" $1 "* ]]; }  # is section N selected?
 # Sections 1-4 compare the relays (nginx and the two gateways; their set-up needs both simulators);
-# section 5 starts its own gateways.
+# section 5 starts its own gateways; section 6 its own, on both simulators.
 RELAYS=0; for n in 1 2 3 4; do if want $n; then RELAYS=1; fi; done
-MIX_SIM=$RELAYS
+MIX_SIM=$RELAYS; if want 6; then MIX_SIM=1; fi
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
@@ -96,6 +103,23 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+
+# stop NAME: stops what start NAME started (SIGTERM; SIGKILL if it is still there after 5 s) and
+# forgets its pid.
+stop() {
+    local var="PID_${1//-/_}"
+    local pid=${!var} timer p rest=()
+    kill -TERM "$pid" 2>/dev/null || true
+    sleep 5 & timer=$!  # the deadline
+    # wait -n returns when the first of the two ends; it does not see a job that ended before it
+    # was called, hence kill -0 first (at worst that race costs the 5 s of the deadline).
+    if kill -0 "$pid" 2>/dev/null; then wait -n "$pid" "$timer" 2>/dev/null || true; fi
+    if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; fi
+    kill "$timer" 2>/dev/null || true
+    wait "$pid" "$timer" 2>/dev/null || true
+    for p in "${PIDS[@]}"; do [ "$p" = "$pid" ] || rest+=("$p"); done
+    PIDS=("${rest[@]}")
+}
 
 # start NAME CMD...: runs CMD in the background, records its pid in PID_NAME and, once it has
 # printed "... listening on HOST:PORT", its port in PORT_NAME.
@@ -264,7 +288,7 @@ echo
 
 # 1. request path
 if want 1; then
-    log "1/5 request path"
+    log "1/6 request path"
     echo "## 1. Request path: public/get_time, latency from the scheduled send time"
     echo
     echo "Runs of ${RPC_SECONDS} s (+0.5 s warm-up). 'bench CPU' is the load generator's own CPU, % of one core."
@@ -305,7 +329,7 @@ fi
 
 # 2. fan-out
 if want 2; then
-    log "2/5 fan-out"
+    log "2/6 fan-out"
     echo "## 2. Fan-out: one hot channel (~550-byte ticker notifications) to 100 subscribers"
     echo
     echo "The simulator publishes (POST /sim/publish, paced) notifications carrying a sequence number and"
@@ -338,7 +362,7 @@ fi
 
 # 3. mix
 if want 3; then
-    log "3/5 Deribit-like mix"
+    log "3/6 Deribit-like mix"
     echo "## 3. Deribit-like mix: 200 channels, ~4,500 notifications/s upstream, 20 clients"
     echo
     echo "50 instruments x (ticker, trades, book, grouped book) at 22.5 steps/s; each client holds 50"
@@ -358,7 +382,7 @@ fi
 
 # 4. connections
 if want 4; then
-    log "4/5 connections"
+    log "4/6 connections"
     echo "## 4. Connections: $CONNS idle WebSocket clients"
     echo
     echo "128 handshakes in flight; RSS of the relaying process before and 2 s after the last handshake"
@@ -377,11 +401,50 @@ fi
 
 # 5. start-up
 if want 5; then
-    log "5/5 start-up"
+    log "5/6 start-up"
     echo "## 5. Start-up: process start to GET /health 200 (upstream ready) against the simulator"
     echo
     "$BENCH" startup --header --gateway "$BIN/deribit-gateway" --config "$WORK/gw-a-dispatch.json" --runs 5 --label "deribit-gateway (dispatch)"
     "$BENCH" startup --gateway "$BIN/deribit-gateway" --config "$WORK/gw-a-epoll.json" --runs 5 --label "deribit-gateway (epoll)"
+    echo
+fi
+
+# 6. allocations
+if want 6; then
+    log "6/6 allocations per forwarded notification"
+    command -v cc >/dev/null 2>&1 || { echo "section 6 needs a C compiler (cc) for scripts/malloc-count.c" >&2; exit 1; }
+    cc -O2 -shared -fPIC -o "$WORK/malloc-count.so" scripts/malloc-count.c
+    echo "## 6. Allocations per forwarded notification"
+    echo
+    echo "Gateways started for this section run under an LD_PRELOAD shim (scripts/malloc-count.c) that counts"
+    echo "every malloc, calloc, realloc, posix_memalign, aligned_alloc, memalign, valloc and pvalloc of the"
+    echo "process (all threads); SIGUSR2 makes it write the count, read only at the edges of each window."
+    echo "Hot channel: $ALLOC_SUBSCRIBERS subscribers; $ALLOC_WARMUP notifications published and received first (warm-up);"
+    echo "then the idle window (nothing published; the simulator's own ~1/s tick goes on), as long as the hot"
+    echo "window: $ALLOC_COUNT notifications published at $ALLOC_RATE/s, ended when every subscriber has all of them."
+    echo "Mix: a second gateway on the mix simulator, 20 clients as in section 3 but no churn connection (no"
+    echo "client requests in the window), ${ALLOC_MIX_SECONDS} s after 2 s of settling; upstream notifications are the"
+    echo "simulator's notifications_sent. The last column subtracts the idle window's allocations/s x seconds."
+    echo
+    first=1
+    for loop in dispatch epoll; do
+        hdr=(); [ $first = 1 ] && hdr=(--header); first=0
+        for sim in a b; do
+            start "gw-alloc-$sim-$loop" env MALLOC_COUNT_FILE="$WORK/gw-alloc-$sim-$loop.count" LD_PRELOAD="$WORK/malloc-count.so" \
+                "$BIN/deribit-gateway" --config "$WORK/gw-$sim-$loop.json" --log-level warning
+        done
+        pa="PID_gw_alloc_a_$loop" pb="PID_gw_alloc_b_$loop" qa="PORT_gw_alloc_a_$loop" qb="PORT_gw_alloc_b_$loop"
+        wait_health "${!qa}"; wait_health "${!qb}"
+        "$BENCH" allocs "${hdr[@]}" --label "gw-$loop" \
+            --url "ws://127.0.0.1:${!qa}/ws/api/v2" --sim-port "$PORT_sim_a" --server-pid "${!pa}" \
+            --count-file "$WORK/gw-alloc-a-$loop.count" --subscribers "$ALLOC_SUBSCRIBERS" \
+            --warmup "$ALLOC_WARMUP" --count "$ALLOC_COUNT" --rate "$ALLOC_RATE" \
+            --mix-url "ws://127.0.0.1:${!qb}/ws/api/v2" --mix-sim-port "$PORT_sim_b" --mix-server-pid "${!pb}" \
+            --mix-count-file "$WORK/gw-alloc-b-$loop.count" --instruments "$MIX_INSTRUMENTS" \
+            --mix-clients 20 --mix-seconds "$ALLOC_MIX_SECONDS" 2>>"$WORK/notes" \
+            || { cat "$WORK/notes" >&2; exit 1; }
+        stop "gw-alloc-a-$loop"; stop "gw-alloc-b-$loop"
+    done
     echo
 fi
 
