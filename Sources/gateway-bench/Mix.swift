@@ -49,12 +49,7 @@ final class MixRun: @unchecked Sendable {
         instruments.flatMap { ["ticker.\($0).100ms", "trades.\($0).100ms", "book.\($0).100ms", "book.\($0).none.10.100ms"] }
     }
 
-    func simNotificationsSent() -> Double? {
-        guard let r = try? httpRequest("GET", port: simPort, path: "/sim/state"), r.status == 200,
-              let obj = try? JSONSerialization.jsonObject(with: Data(r.body.utf8)) as? [String: Any],
-              let totals = obj["totals"] as? [String: Any], let n = totals["notifications_sent"] as? NSNumber else { return nil }
-        return n.doubleValue
-    }
+    func simNotificationsSent() -> Double? { simulatorNotificationsSent(port: simPort) }
 
     func run(label: String) throws -> MixResult {
         let all = Self.channels(instruments)
@@ -144,6 +139,14 @@ final class MixRun: @unchecked Sendable {
         result.closed = stopCounts.closed
         return result
     }
+}
+
+/// The simulator's `totals.notifications_sent` (GET /sim/state).
+func simulatorNotificationsSent(port: UInt16) -> Double? {
+    guard let r = try? httpRequest("GET", port: port, path: "/sim/state"), r.status == 200,
+          let obj = try? JSONSerialization.jsonObject(with: Data(r.body.utf8)) as? [String: Any],
+          let totals = obj["totals"] as? [String: Any], let n = totals["notifications_sent"] as? NSNumber else { return nil }
+    return n.doubleValue
 }
 
 func mixHeader() -> String {

@@ -23,8 +23,8 @@ func emit(_ line: String) {
 struct GatewayBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gateway-bench",
-        abstract: "Load generator for scripts/bench.sh: request path, fan-out, mix, connections, start-up.",
-        subcommands: [RPC.self, FanOut.self, Mix.self, Conns.self, Startup.self, Allocs.self, FreePort.self]
+        abstract: "Load generator for scripts/bench.sh: request path, fan-out, mix, connections, start-up, allocations.",
+        subcommands: [RPC.self, FanOut.self, Mix.self, Conns.self, Startup.self, Allocations.self, FreePort.self]
     )
 }
 
@@ -176,27 +176,52 @@ struct Startup: ParsableCommand {
     }
 }
 
-struct Allocs: ParsableCommand {
+struct Allocations: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Heap allocations per forwarded notification (the server runs under scripts/malloc-count.c).")
-    @Option(help: "ws://HOST:PORT/PATH the subscribers connect to.") var url: String
-    @Option(name: .customLong("sim-port"), help: "The simulator's port (publisher).") var simPort: UInt16
+        commandName: "allocs",
+        abstract: "Heap allocations per forwarded notification, read from gateways running under scripts/malloc-count.c.")
+    @Option(help: "ws://HOST:PORT/PATH of the gateway for the idle and hot windows.") var url: String
+    @Option(name: .customLong("sim-port"), help: "Its simulator's port (publisher).") var simPort: UInt16
+    @Option(name: .customLong("server-pid"), help: "That gateway's pid (it gets SIGUSR2).") var serverPID: Int32
+    @Option(name: .customLong("count-file"), help: "That gateway's MALLOC_COUNT_FILE.") var countFile: String
     @Option(help: "The hot channel.") var channel: String = "ticker.BTC-PERPETUAL.100ms"
     @Option var subscribers: Int = 10
-    @Option(help: "Publishes per second.") var rate: Int = 2000
-    @Option(help: "Notifications in the measured window.") var count: Int = 20_000
-    @Option(help: "Notifications delivered before measuring.") var warmup: Int = 2000
-    @Option(name: .customLong("server-pid"), help: "The process under malloc-count.so.") var serverPID: Int32
-    @Option(name: .customLong("count-file"), help: "Its MALLOC_COUNT_FILE.") var countFile: String
+    @Option(help: "Notifications published (and all received) before the windows.") var warmup: Int = 2_000
+    @Option(help: "Notifications in the hot window.") var count: Int = 20_000
+    @Option(help: "Publish rate per second.") var rate: Int = 2_000
+    @Option(name: .customLong("mix-url"), help: "ws://HOST:PORT/PATH of a second gateway, on the mix simulator (optional).") var mixURL: String?
+    @Option(name: .customLong("mix-sim-port")) var mixSimPort: UInt16?
+    @Option(name: .customLong("mix-server-pid")) var mixServerPID: Int32?
+    @Option(name: .customLong("mix-count-file")) var mixCountFile: String?
+    @Option(help: "The mix simulator's instruments, comma-separated.") var instruments: String = ""
+    @Option(name: .customLong("mix-clients")) var mixClients: Int = 20
+    @Option(name: .customLong("mix-seconds"), help: "Measured seconds of the mix window.") var mixSeconds: Double = 10
+    @Option(name: .customLong("mix-settle"), help: "Seconds between the last subscription and the mix window.") var mixSettle: Double = 2
     @Option var label: String = "?"
-    @Flag var header = false
+    @Flag(help: "Print the table header first.") var header = false
+
+    func validate() throws {
+        if mixURL != nil && (mixSimPort == nil || mixServerPID == nil || mixCountFile == nil || instruments.isEmpty) {
+            throw ValidationError("--mix-url needs --mix-sim-port, --mix-server-pid, --mix-count-file and --instruments")
+        }
+    }
 
     func run() throws {
         tightenTimerSlack()
-        if header { emit(allocationHeader()) }
-        let r = try AllocationRun(endpoint: try Endpoint(url), simPort: simPort, channel: channel, subscribers: subscribers,
-                                  rate: rate, count: count, warmup: warmup, pid: serverPID, countFile: countFile).run(label: label)
-        emit(allocationRow(r))
+        _ = raiseFileLimit()
+        if header { emit(allocationsHeader()) }
+        let (idle, hot) = try runHotAllocations(
+            endpoint: try Endpoint(url), simPort: simPort, channel: channel, subscribers: subscribers, warmup: warmup,
+            count: count, rate: rate, counter: try AllocationCounter(pid: serverPID, path: countFile))
+        emit(allocationsRow(label, idle, idlePerSecond: nil))
+        emit(allocationsRow(label, hot, idlePerSecond: idle.perSecond))
+        if let mixURL, let mixSimPort, let mixServerPID, let mixCountFile {
+            let mix = try runMixAllocations(
+                endpoint: try Endpoint(mixURL), simPort: mixSimPort, instruments: instruments.split(separator: ",").map(String.init),
+                clients: mixClients, settle: mixSettle, duration: mixSeconds,
+                counter: try AllocationCounter(pid: mixServerPID, path: mixCountFile))
+            emit(allocationsRow(label, mix, idlePerSecond: idle.perSecond))
+        }
     }
 }
 
