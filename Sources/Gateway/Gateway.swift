@@ -225,18 +225,18 @@ public final class Gateway: @unchecked Sendable {
             return
         }
         let method = scan.methodHasEscapes
-            ? (JSONStringDecoder.decode(bytes[methodRange]) ?? "")
-            : String(decoding: bytes[methodRange], as: UTF8.self)
+            ? MethodPolicy.traits(of: JSONStringDecoder.decode(bytes[methodRange]) ?? "")
+            : bytes.withUnsafeBytes { MethodPolicy.traits(of: UnsafeRawBufferPointer(rebasing: $0[methodRange])) }
         let request = ClientRequest(session: session, id: idBytes, method: method, bytes: bytes, scan: scan, receivedAt: wallMicros())
         if handleLocally(request) {
             metrics.request(session.label, .local)
             return
         }
-        guard method.hasPrefix("public/") || method.hasPrefix("private/") else {
+        guard method.isDeribitMethod else {
             refuse(request, code: JSONRPCErrorCode.methodNotFound, message: "Method not found")
             return
         }
-        guard authorize(request, required: MethodPolicy.requiredScope(for: method)) else { return }
+        guard authorize(request, required: method.requiredScope) else { return }
         forward(request)
     }
 
@@ -246,7 +246,7 @@ public final class Gateway: @unchecked Sendable {
         if session.scope.covers(required) { return true }
         if session.isAuthenticated {
             refuse(request, code: JSONRPCErrorCode.forbiddenByPolicy, message: "forbidden",
-                   data: #"{"reason":"scope \#(session.scope.name) does not allow \#(request.method)"}"#)
+                   data: #"{"reason":"scope \#(session.scope.name) does not allow \#(request.methodName)"}"#)
         } else {
             refuse(request, code: 13009, message: "unauthorized")
         }
@@ -284,10 +284,16 @@ struct ClientRequest {
     let session: ClientSession
     /// The client's id, byte-for-byte (number, string or null).
     let id: [UInt8]
-    let method: String
+    let method: MethodTraits
     let bytes: [UInt8]
     let scan: JSONRPCScan
     let receivedAt: UInt64
+
+    /// The method's name, escapes decoded: for error messages, built only when one is sent.
+    var methodName: String {
+        guard let r = scan.method else { return "" }
+        return scan.methodHasEscapes ? (JSONStringDecoder.decode(bytes[r]) ?? "") : String(decoding: bytes[r], as: UTF8.self)
+    }
 
     /// Fully decoded params: only for the few methods the gateway answers itself.
     func params() -> [String: Any] {

@@ -5,51 +5,42 @@ import Transport
 
 extension Gateway {
     /// The methods of SPEC §6.2, answered by the gateway itself. Returns false to forward.
-    /// Every method `handleLocally` answers or vets: one hash lookup lets the forwarded methods
-    /// skip the switch's string comparisons (callgrind: ~17 per request before).
-    static let localMethods: Set<String> = [
-        "public/auth", "public/test", "public/hello", "public/set_heartbeat", "public/disable_heartbeat",
-        "public/exchange_token", "public/fork_token", "private/logout", "private/enable_cancel_on_disconnect",
-        "private/disable_cancel_on_disconnect", "private/get_cancel_on_disconnect", "public/subscribe",
-        "private/subscribe", "public/unsubscribe", "private/unsubscribe", "public/unsubscribe_all",
-        "private/unsubscribe_all",
-    ]
-
     func handleLocally(_ request: ClientRequest) -> Bool {
-        guard Self.localMethods.contains(request.method) else { return false }
         let session = request.session
-        switch request.method {
-        case "public/auth":
+        switch request.method.local {
+        case nil:
+            return false
+        case .auth:
             localAuth(request)
-        case "public/test":
+        case .test:
             // Answered locally so heartbeat answers never wait on the upstream.
             session.testRequestDeadline?.cancel()
             session.testRequestDeadline = nil
             session.send(resultBytes(request, "{\"version\":\(quoted(upstreamVersion ?? Gateway.version))}"))
-        case "public/hello":
+        case .hello:
             let p = request.params()
             session.helloName = p["client_name"] as? String
             session.helloVersion = p["client_version"] as? String
             logger.info("client hello", metadata: ["conn.id": "\(session.id)", "client": "\(session.label)",
                                                     "client_name": "\(session.helloName ?? "")", "client_version": "\(session.helloVersion ?? "")"])
             session.send(resultBytes(request, "{\"version\":\(quoted(upstreamVersion ?? Gateway.version))}"))
-        case "public/set_heartbeat":
+        case .setHeartbeat:
             setHeartbeat(request)
-        case "public/disable_heartbeat":
+        case .disableHeartbeat:
             session.heartbeatTimer?.cancel()
             session.testRequestDeadline?.cancel()
             session.heartbeatInterval = nil
             session.send(resultBytes(request, "\"ok\""))
-        case "public/exchange_token", "public/fork_token":
+        case .identityChange:
             refuse(request, code: JSONRPCErrorCode.forbiddenByPolicy, message: "forbidden",
                    data: #"{"reason":"would change the identity of the shared upstream session"}"#)
-        case "private/logout":
+        case .logout:
             guard authorize(request, required: .read) else { return true }
             // Deribit: closes at once without a response; cancel-on-disconnect is not triggered.
             // The session ends at once: nothing it sends after this is acted on.
             session.loggedOut = true
             disconnect(session, code: 1000, reason: "logout", metricReason: "logout")
-        case "private/enable_cancel_on_disconnect", "private/disable_cancel_on_disconnect", "private/get_cancel_on_disconnect":
+        case .enableCancelOnDisconnect, .disableCancelOnDisconnect, .getCancelOnDisconnect:
             let scope = request.params()["scope"] as? String ?? "connection"
             if scope == "account" {
                 // Account scope changes the shared session's account: full scope only, forwarded.
@@ -61,27 +52,25 @@ extension Gateway {
                 return true
             }
             guard authorize(request, required: .read) else { return true }
-            switch request.method {
-            case "private/enable_cancel_on_disconnect":
+            switch request.method.local {
+            case .enableCancelOnDisconnect:
                 session.cancelOnDisconnect = true
                 session.send(resultBytes(request, "\"ok\""))
-            case "private/disable_cancel_on_disconnect":
+            case .disableCancelOnDisconnect:
                 session.cancelOnDisconnect = false
                 session.send(resultBytes(request, "\"ok\""))
             default:
                 session.send(resultBytes(request, "{\"scope\":\"connection\",\"enabled\":\(session.cancelOnDisconnect)}"))
             }
-        case "public/subscribe":
+        case .publicSubscribe:
             clientSubscribe(request, isPrivate: false)
-        case "private/subscribe":
+        case .privateSubscribe:
             guard authorize(request, required: .read) else { return true }
             clientSubscribe(request, isPrivate: true)
-        case "public/unsubscribe", "private/unsubscribe":
+        case .unsubscribe:
             clientUnsubscribe(request)
-        case "public/unsubscribe_all", "private/unsubscribe_all":
+        case .unsubscribeAll:
             clientUnsubscribeAll(request)
-        default:
-            return false
         }
         return true
     }

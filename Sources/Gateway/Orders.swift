@@ -72,7 +72,7 @@ struct OrderLedger {
 /// An order-creating request that timed out: its late response still tells which order it made.
 struct LateOrderRequest {
     let session: ClientSession
-    let method: String
+    let method: MethodTraits
     let deadline: UInt64
 }
 
@@ -92,9 +92,9 @@ extension Gateway {
     // MARK: learning about orders
 
     /// Follows an order's life through the responses of order methods.
-    func orderResponse(_ session: ClientSession, method: String, outcome: UpstreamOutcome) {
-        let creates = MethodPolicy.createsOrders(method)
-        guard creates || method.hasPrefix("private/cancel") else { return }
+    func orderResponse(_ session: ClientSession, method: MethodTraits, outcome: UpstreamOutcome) {
+        let creates = method.createsOrders
+        guard creates || method.isCancel else { return }
         guard let result = outcome.decodedResult() as? [String: Any] else { return }
         var orders: [[String: Any]] = []
         if let o = result["order"] as? [String: Any] { orders.append(o) }
@@ -105,7 +105,7 @@ extension Gateway {
             if Self.isLiveOrder(o) {
                 guard creates else { continue }
                 // An edit keeps the order's creator; an order nobody claimed goes to its editor.
-                if method.hasPrefix("private/edit"), orderLedger.owner(of: id) != nil { continue }
+                if method.isEdit, orderLedger.owner(of: id) != nil { continue }
                 recordOrder(id, for: session)
             } else {
                 orderLedger.closed(id)
@@ -178,7 +178,7 @@ extension Gateway {
     /// An order request timed out (-32001) after it was sent: the order may exist all the same,
     /// so its response is still awaited for a while.
     func keepLateOrderRequest(_ upstreamID: UInt64, _ p: PendingRequest) {
-        guard case .client(let session, _) = p.owner, MethodPolicy.createsOrders(p.method) else { return }
+        guard case .client(let session, _) = p.owner, p.method.createsOrders else { return }
         let t = now
         lateOrderRequests = lateOrderRequests.filter { $0.value.deadline > t }
         guard lateOrderRequests.count < Self.maxLateOrderRequests else { return }
@@ -188,7 +188,7 @@ extension Gateway {
     /// A response to a request that had timed out: only its order matters now.
     func lateResponse(_ upstreamID: UInt64, _ bytes: [UInt8], _ scan: JSONRPCScan) {
         guard let late = lateOrderRequests.removeValue(forKey: upstreamID) else { return }
-        logger.notice("late order response", metadata: ["client": "\(late.session.label)", "conn.id": "\(late.session.id)", "method": "\(late.method)"])
+        logger.notice("late order response", metadata: ["client": "\(late.session.label)", "conn.id": "\(late.session.id)", "method": "\(late.method.name.map { "\($0)" } ?? "?")"])
         orderResponse(late.session, method: late.method, outcome: .response(bytes: bytes, scan: scan))
     }
 
@@ -233,7 +233,7 @@ extension Gateway {
     /// Order-creating requests of flagged, departed clients still waiting for the upstream.
     var pendingOrderCreationsToCancel: Int {
         pending.values.reduce(0) { n, p in
-            guard case .client(let s, _) = p.owner, s.closed, cancelsOnDisconnect(s), MethodPolicy.createsOrders(p.method) else { return n }
+            guard case .client(let s, _) = p.owner, s.closed, cancelsOnDisconnect(s), p.method.createsOrders else { return n }
             return n + 1
         }
     }

@@ -29,7 +29,7 @@ enum UpstreamOutcome {
 
 struct PendingRequest {
     let owner: PendingOwner
-    let method: String
+    let method: MethodTraits
     var sentAt: UInt64
     /// Written to the upstream socket (not just queued for readiness or credits).
     var sent = false
@@ -239,7 +239,7 @@ extension Gateway {
         nextUpstreamID += 1
         let bytes = JSONRPCWire.request(id: id, method: method, paramsJSON: params.map { Array($0.utf8) })
         let deadline = now + UInt64(config.upstream.requestTimeoutMilliseconds) * 1_000_000
-        pending[id] = PendingRequest(owner: .local(completion), method: method, sentAt: now, deadline: deadline)
+        pending[id] = PendingRequest(owner: .local(completion), method: MethodPolicy.traits(of: method), sentAt: now, deadline: deadline)
         timeoutQueue.append((id, deadline))
         let q = QueuedRequest(upstreamID: id, bytes: bytes, bucket: bucket, deadline: deadline, keepsReserve: false)
         if whenReady && upstreamState != .ready {
@@ -284,7 +284,7 @@ extension Gateway {
         timeoutQueue.append((id, deadline))
         session.pendingCount += 1
         metrics.request(session.label, .forwarded)
-        let bucket: CreditBucket = MethodPolicy.isMatchingEngine(request.method) ? .matchingEngine : .standard
+        let bucket: CreditBucket = request.method.isMatchingEngine ? .matchingEngine : .standard
         let q = QueuedRequest(upstreamID: id, bytes: out, bucket: bucket, deadline: deadline)
         if upstreamState == .ready {
             dispatch(q, reserve: true)
