@@ -11,7 +11,11 @@ final class ClientSession: @unchecked Sendable {
     /// For an HTTP call: where its one response goes.
     private var httpResponder: (([UInt8]) -> Void)?
     /// The configured client it authenticated as; nil while anonymous.
-    var client: GatewayConfig.Client?
+    var client: GatewayConfig.Client? {
+        didSet { metricSlot = nil }
+    }
+    /// Where `label`'s request counts are (`GatewayMetrics.requestSlot`), once looked up.
+    var metricSlot: Int?
     var scope: Scope
     /// `public/hello` data: logged and shown in /health, never a metric label.
     var helloName: String?

@@ -213,14 +213,14 @@ public final class Gateway: @unchecked Sendable {
             }
         } catch {
             // -32700 with a null id for non-JSON; -32600 for arrays and scalars.
-            metrics.request(session.label, .refused)
+            countRequest(session, .refused)
             session.send(JSONRPCWire.error(id: JSONRPCWire.nullID, code: error.jsonRPCCode, message: error.jsonRPCMessage))
             return
         }
         let idBytes: [UInt8] = scan.id.map { Array(bytes[$0]) } ?? JSONRPCWire.nullID
         // Duplicate keys could make the upstream read another id or method than we did.
         guard let methodRange = scan.method, scan.id != nil, !scan.hasDuplicateKeys else {
-            metrics.request(session.label, .refused)
+            countRequest(session, .refused)
             session.send(JSONRPCWire.error(id: idBytes, code: JSONRPCErrorCode.invalidRequest, message: "Invalid Request"))
             return
         }
@@ -229,7 +229,7 @@ public final class Gateway: @unchecked Sendable {
             : bytes.withUnsafeBytes { MethodPolicy.traits(of: UnsafeRawBufferPointer(rebasing: $0[methodRange])) }
         let request = ClientRequest(session: session, id: idBytes, method: method, bytes: bytes, scan: scan, receivedAt: wallMicros())
         if handleLocally(request) {
-            metrics.request(session.label, .local)
+            countRequest(session, .local)
             return
         }
         guard method.isDeribitMethod else {
@@ -254,8 +254,19 @@ public final class Gateway: @unchecked Sendable {
     }
 
     func refuse(_ request: ClientRequest, code: Int, message: String, data: String? = nil) {
-        metrics.request(request.session.label, .refused)
+        countRequest(request.session, .refused)
         request.session.send(errorBytes(request, code: code, message: message, data: data))
+    }
+
+    /// `deribit_gateway_requests_total{client, outcome}`, without hashing the label per request.
+    func countRequest(_ session: ClientSession, _ outcome: GatewayMetrics.Outcome) {
+        if let slot = session.metricSlot {
+            metrics.request(slot: slot, outcome)
+        } else {
+            let slot = metrics.requestSlot(for: session.label)
+            session.metricSlot = slot
+            metrics.request(slot: slot, outcome)
+        }
     }
 
     func errorBytes(_ request: ClientRequest, code: Int, message: String, data: String? = nil) -> [UInt8] {

@@ -41,8 +41,8 @@ extension Gateway {
         w.sample("deribit_gateway_upstream_reconnects_total", [], Double(metrics.upstreamReconnects))
         w.family("deribit_gateway_upstream_request_duration_seconds", "histogram", "Round trip of upstream requests.")
         let h = metrics.requestDuration
-        for (i, b) in h.bounds.enumerated() {
-            w.sample("deribit_gateway_upstream_request_duration_seconds_bucket", [("le", PrometheusWriter.format(b))], Double(h.counts[i]))
+        for (b, n) in zip(h.bounds, h.counts) {
+            w.sample("deribit_gateway_upstream_request_duration_seconds_bucket", [("le", PrometheusWriter.format(b))], Double(n))
         }
         w.sample("deribit_gateway_upstream_request_duration_seconds_bucket", [("le", "+Inf")], Double(h.count))
         w.sample("deribit_gateway_upstream_request_duration_seconds_sum", [], h.sum)
@@ -54,8 +54,8 @@ extension Gateway {
             w.sample("deribit_gateway_client_disconnects_total", [("reason", reason)], Double(n))
         }
         w.family("deribit_gateway_requests_total", "counter", "Client requests by outcome.")
-        for (k, n) in metrics.requests.sorted(by: { ($0.key.client, $0.key.outcome) < ($1.key.client, $1.key.outcome) }) {
-            w.sample("deribit_gateway_requests_total", [("client", k.client), ("outcome", k.outcome)], Double(n))
+        for r in metrics.requests {
+            w.sample("deribit_gateway_requests_total", [("client", r.client), ("outcome", r.outcome)], Double(r.count))
         }
         w.family("deribit_gateway_notifications_total", "counter", "Upstream notifications routed.")
         w.sample("deribit_gateway_notifications_total", [], Double(metrics.notifications))

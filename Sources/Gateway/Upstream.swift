@@ -283,7 +283,7 @@ extension Gateway {
         pending[id] = PendingRequest(owner: .client(session, originalID: request.id), method: request.method, sentAt: now, deadline: deadline)
         timeoutQueue.append((id, deadline))
         session.pendingCount += 1
-        metrics.request(session.label, .forwarded)
+        countRequest(session, .forwarded)
         let bucket: CreditBucket = request.method.isMatchingEngine ? .matchingEngine : .standard
         let q = QueuedRequest(upstreamID: id, bytes: out, bucket: bucket, deadline: deadline)
         if upstreamState == .ready {
