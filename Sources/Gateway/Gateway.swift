@@ -36,10 +36,8 @@ public final class Gateway: @unchecked Sendable {
     var reconnectTimer: ScheduledTask?
     var reconnectAttempt = 0
     var upstreamRTTMillis: Double?
-    var nextUpstreamID: UInt64 = 1
-    var pending: [UInt64: PendingRequest] = [:]
-    var timeoutQueue: [(id: UInt64, deadline: UInt64)] = []
-    var timeoutHead = 0
+    /// Requests waiting for an upstream response; it issues the upstream ids.
+    var pending = PendingRequests()
     /// Forwarded requests that arrived while the upstream was not ready.
     var waitingForReady: [QueuedRequest] = []
     var sweepTimer: ScheduledTask?

@@ -113,8 +113,7 @@ extension Gateway {
             self.shutdownStep(progress)
         }
         if upstreamAuthenticated {
-            up.sendText(JSONRPCWire.request(id: nextUpstreamID, method: "private/logout", paramsJSON: nil))
-            nextUpstreamID += 1
+            up.sendText(JSONRPCWire.request(id: pending.skipID(), method: "private/logout", paramsJSON: nil))
             // The exchange closes the connection itself.
         } else {
             up.close(code: 1000, reason: "gateway shutdown")

@@ -178,7 +178,7 @@ extension Gateway {
         resubscribeAll()
         let queued = waitingForReady
         waitingForReady = []
-        for q in queued where pending[q.upstreamID] != nil {
+        for q in queued where pending.contains(q.upstreamID) {
             dispatch(q, reserve: q.keepsReserve)
         }
     }
@@ -193,11 +193,9 @@ extension Gateway {
         refreshTimer?.cancel()
         logger.warning("upstream connection lost: \(event)")
         // SPEC §6.5: every pending request fails with -32000; clients stay connected.
-        let failed = pending
-        pending = [:]
-        timeoutQueue = []
-        timeoutHead = 0
-        for (_, p) in failed { complete(p, .failed(code: JSONRPCErrorCode.upstreamUnavailable, message: "upstream_unavailable")) }
+        for p in pending.removeAll() {
+            complete(p, .failed(code: JSONRPCErrorCode.upstreamUnavailable, message: "upstream_unavailable"))
+        }
         upstreamLostForSubscriptions()
         if stopping {
             upstreamState = .stopped
@@ -235,12 +233,9 @@ extension Gateway {
     /// Sends the gateway's own request (handshake, heartbeat answers, subscriptions, cancels).
     /// These come first in the credit model: no reserve is kept from them.
     func sendLocal(_ method: String, params: String?, bucket: CreditBucket = .standard, whenReady: Bool = false, completion: @escaping (UpstreamOutcome) -> Void) {
-        let id = nextUpstreamID
-        nextUpstreamID += 1
-        let bytes = JSONRPCWire.request(id: id, method: method, paramsJSON: params.map { Array($0.utf8) })
         let deadline = now + UInt64(config.upstream.requestTimeoutMilliseconds) * 1_000_000
-        pending[id] = PendingRequest(owner: .local(completion), method: MethodPolicy.traits(of: method), sentAt: now, deadline: deadline)
-        timeoutQueue.append((id, deadline))
+        let id = pending.add(PendingRequest(owner: .local(completion), method: MethodPolicy.traits(of: method), sentAt: now, deadline: deadline))
+        let bytes = JSONRPCWire.request(id: id, method: method, paramsJSON: params.map { Array($0.utf8) })
         let q = QueuedRequest(upstreamID: id, bytes: bytes, bucket: bucket, deadline: deadline, keepsReserve: false)
         if whenReady && upstreamState != .ready {
             waitingForReady.append(q)
@@ -267,7 +262,7 @@ extension Gateway {
                 return
             }
         }
-        let id = nextUpstreamID
+        let id = pending.nextID
         // One pass: the fresh id in, and a client's `access_token` out (the upstream session is
         // already authenticated; clients' tokens are the gateway's).
         let out = request.scan.accessToken != nil
@@ -278,10 +273,9 @@ extension Gateway {
             refuse(request, code: JSONRPCErrorCode.invalidRequest, message: "request entity too large")
             return
         }
-        nextUpstreamID += 1
         let deadline = now + UInt64(config.upstream.requestTimeoutMilliseconds) * 1_000_000
-        pending[id] = PendingRequest(owner: .client(session, originalID: request.id), method: request.method, sentAt: now, deadline: deadline)
-        timeoutQueue.append((id, deadline))
+        let tracked = pending.add(PendingRequest(owner: .client(session, originalID: request.id), method: request.method, sentAt: now, deadline: deadline))
+        assert(tracked == id, "the id spliced in is the one tracked")
         session.pendingCount += 1
         countRequest(session, .forwarded)
         let bucket: CreditBucket = request.method.isMatchingEngine ? .matchingEngine : .standard
@@ -324,10 +318,10 @@ extension Gateway {
             sendUpstream(q)
         } else if wait <= maxCreditWaitSeconds || !reserve {
             loop.schedule(after: .milliseconds(Int64(wait * 1000) + 1)) { [weak self] in
-                guard let self, self.pending[q.upstreamID] != nil else { return }
+                guard let self, self.pending.contains(q.upstreamID) else { return }
                 self.sendUpstream(q)
             }
-        } else if let p = pending.removeValue(forKey: q.upstreamID) {
+        } else if let p = pending.remove(q.upstreamID) {
             if case .client(let s, _) = p.owner { metrics.rateLimited[s.label, default: 0] += 1 }
             complete(p, .failed(code: 10028, message: "too_many_requests"))
         }
@@ -346,11 +340,7 @@ extension Gateway {
             waitingForReady.append(q)
             return
         }
-        if let i = pending.index(forKey: q.upstreamID) {
-            // In place: optional chaining through the subscript copies the entry out and back.
-            pending.values[i].sentAt = now
-            pending.values[i].sent = true
-        }
+        pending.markSent(q.upstreamID, at: now)
         ws.sendText(q.bytes)
         if ws.bufferedBytes > Self.upstreamHighWatermark && !clientsPaused {
             // Backpressure: the upstream socket is not draining; stop reading clients
@@ -398,7 +388,7 @@ extension Gateway {
             logger.error("upstream response without a routable id: \(String(decoding: bytes.prefix(300), as: UTF8.self))")
             return
         }
-        guard let p = pending.removeValue(forKey: id) else {
+        guard let p = pending.remove(id) else {
             lateResponse(id, bytes, scan)  // timed out already; an order it made still counts
             return
         }
@@ -442,22 +432,15 @@ extension Gateway {
     /// Expires requests past `request_timeout_ms` and checks the upstream's liveness.
     func sweep() {
         let t = now
-        while timeoutHead < timeoutQueue.count, timeoutQueue[timeoutHead].deadline <= t {
-            let id = timeoutQueue[timeoutHead].id
-            timeoutHead += 1
-            guard let p = pending.removeValue(forKey: id) else { continue }
+        while let (id, p) = pending.removeFirstExpired(now: t) {
             if p.sent { keepLateOrderRequest(id, p) }
             // Never sent: the upstream was unavailable (-32000). Sent and unanswered: -32001.
             complete(p, p.sent
                 ? .failed(code: JSONRPCErrorCode.upstreamTimeout, message: "upstream_timeout")
                 : .failed(code: JSONRPCErrorCode.upstreamUnavailable, message: "upstream_unavailable"))
         }
-        if timeoutHead > 4096, timeoutHead * 2 > timeoutQueue.count {
-            timeoutQueue.removeFirst(timeoutHead)
-            timeoutHead = 0
-        }
         if !waitingForReady.isEmpty {
-            waitingForReady.removeAll { pending[$0.upstreamID] == nil }
+            waitingForReady.removeAll { !pending.contains($0.upstreamID) }
         }
         // Deribit sends a test_request every interval: 3 intervals of silence mean a dead link.
         if upstreamState == .ready || upstreamState == .authenticating, let last = upstreamLastMessageAt,
