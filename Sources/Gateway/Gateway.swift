@@ -38,6 +38,9 @@ public final class Gateway: @unchecked Sendable {
     var upstreamRTTMillis: Double?
     /// Requests waiting for an upstream response; it issues the upstream ids.
     var pending = PendingRequests()
+    /// Where a forwarded request gets its upstream id: it is handed on (and normally written)
+    /// before the next request is spliced, so the capacity is reused instead of allocating.
+    var spliceBuffer: [UInt8] = []
     /// Forwarded requests that arrived while the upstream was not ready.
     var waitingForReady: [QueuedRequest] = []
     var sweepTimer: ScheduledTask?

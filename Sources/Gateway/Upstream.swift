@@ -265,9 +265,8 @@ extension Gateway {
         let id = pending.nextID
         // One pass: the fresh id in, and a client's `access_token` out (the upstream session is
         // already authenticated; clients' tokens are the gateway's).
-        let out = request.scan.accessToken != nil
-            ? JSONRPCSplice.replacingIDAndRemovingAccessToken(in: request.bytes, scan: request.scan, with: id)
-            : JSONRPCSplice.replacingID(in: request.bytes, scan: request.scan, with: id)
+        JSONRPCSplice.replacingID(in: request.bytes, scan: request.scan, with: id, removingAccessToken: true, into: &spliceBuffer)
+        let out = spliceBuffer
         // Deribit answers requests over 32 kB with an error that has no id: never send one.
         guard out.count <= 32_000 else {
             refuse(request, code: JSONRPCErrorCode.invalidRequest, message: "request entity too large")

@@ -1,81 +1,100 @@
 /// Byte splicing: requests are forwarded with a new id and without `params.access_token`,
 /// responses go back with the client's original id bytes; nothing is re-serialized
 /// (STYLE habit 8). Every function takes the scan of the same `bytes`.
+///
+/// The `into:` forms write the result into a buffer the caller keeps (its contents replaced,
+/// its capacity kept), so a relay splicing every message allocates nothing per message.
 public enum JSONRPCSplice {
     /// `bytes` with `range` replaced by `replacement`.
     public static func replacing(
         _ range: Range<Int>, in bytes: [UInt8], with replacement: some Collection<UInt8>
     ) -> [UInt8] {
-        splice(range, in: bytes, with: replacement)
+        replacing(range, in: bytes, with: Array(replacement))
     }
 
     /// The same for an array replacement (a client's id): concrete, so specialized here.
     public static func replacing(_ range: Range<Int>, in bytes: [UInt8], with replacement: [UInt8]) -> [UInt8] {
-        splice(range, in: bytes, with: replacement)
+        var out: [UInt8] = []
+        replacing(range, in: bytes, with: replacement, into: &out)
+        return out
     }
 
-    private static func splice(
-        _ range: Range<Int>, in bytes: [UInt8], with replacement: some Collection<UInt8>
-    ) -> [UInt8] {
-        var out: [UInt8] = []
+    /// `bytes` with `range` replaced by `replacement`, written into `out`.
+    public static func replacing(
+        _ range: Range<Int>, in bytes: [UInt8], with replacement: [UInt8], into out: inout [UInt8]
+    ) {
+        out.removeAll(keepingCapacity: true)
         out.reserveCapacity(bytes.count - range.count + replacement.count)
         out.append(contentsOf: bytes[..<range.lowerBound])
         out.append(contentsOf: replacement)
         out.append(contentsOf: bytes[range.upperBound...])
-        return out
     }
 
     /// `bytes` with the id replaced by the decimal `newID`. A message without an id gets
     /// `"id":newID` as its first member, so the result always carries `newID`.
     public static func replacingID(in bytes: [UInt8], scan: JSONRPCScan, with newID: UInt64) -> [UInt8] {
-        let (range, replacement) = idEdit(in: bytes, scan: scan, newID: newID)
-        return replacing(range, in: bytes, with: replacement)
+        var out: [UInt8] = []
+        replacingID(in: bytes, scan: scan, with: newID, into: &out)
+        return out
     }
 
     /// `bytes` without `params.access_token`; unchanged when there is none.
     public static func removingAccessToken(in bytes: [UInt8], scan: JSONRPCScan) -> [UInt8] {
         guard let removal = scan.accessTokenRemoval else { return bytes }
-        return replacing(removal, in: bytes, with: EmptyCollection())
+        var out: [UInt8] = []
+        replacing(removal, in: bytes, with: [], into: &out)
+        return out
     }
 
     /// Both edits in one copy: the forwarding path of a client request (SPEC §6.3).
     public static func replacingIDAndRemovingAccessToken(
         in bytes: [UInt8], scan: JSONRPCScan, with newID: UInt64
     ) -> [UInt8] {
-        let (idRange, idBytes) = idEdit(in: bytes, scan: scan, newID: newID)
-        guard let removal = scan.accessTokenRemoval else {
-            return replacing(idRange, in: bytes, with: idBytes)
-        }
-        // The id is a top-level member and the token sits inside params: never overlapping.
         var out: [UInt8] = []
-        out.reserveCapacity(bytes.count - idRange.count + idBytes.count - removal.count)
-        if idRange.lowerBound < removal.lowerBound {
-            out.append(contentsOf: bytes[..<idRange.lowerBound])
-            out.append(contentsOf: idBytes)
-            out.append(contentsOf: bytes[idRange.upperBound..<removal.lowerBound])
-            out.append(contentsOf: bytes[removal.upperBound...])
-        } else {
-            out.append(contentsOf: bytes[..<removal.lowerBound])
-            out.append(contentsOf: bytes[removal.upperBound..<idRange.lowerBound])
-            out.append(contentsOf: idBytes)
-            out.append(contentsOf: bytes[idRange.upperBound...])
-        }
+        replacingID(in: bytes, scan: scan, with: newID, removingAccessToken: true, into: &out)
         return out
     }
 
-    /// The range to replace and its replacement for a new id.
-    private static func idEdit(in bytes: [UInt8], scan: JSONRPCScan, newID: UInt64) -> (Range<Int>, [UInt8]) {
-        if let id = scan.id { return (id, decimalBytes(newID)) }
-        var member = Array(#""id":"#.utf8)
-        appendDecimal(newID, to: &member)
-        // `{}` gets no comma; anything else has a first member after the brace.
-        var j = scan.objectStart + 1
+    /// `bytes` with the id replaced by `newID` (added when missing) and, when asked, without
+    /// `params.access_token`, written into `out` in one copy.
+    public static func replacingID(
+        in bytes: [UInt8], scan: JSONRPCScan, with newID: UInt64, removingAccessToken: Bool = false,
+        into out: inout [UInt8]
+    ) {
+        out.removeAll(keepingCapacity: true)
+        // The id is a top-level member and the token sits inside params: never overlapping.
+        let removal = removingAccessToken ? scan.accessTokenRemoval : nil
+        out.reserveCapacity(bytes.count + 26 - (removal?.count ?? 0))
+        let idRange = scan.id ?? (scan.objectStart + 1)..<(scan.objectStart + 1)
+        var copied = 0
+        if let removal, removal.lowerBound < idRange.lowerBound {
+            out.append(contentsOf: bytes[..<removal.lowerBound])
+            copied = removal.upperBound
+        }
+        out.append(contentsOf: bytes[copied..<idRange.lowerBound])
+        if scan.id != nil {
+            appendDecimal(newID, to: &out)
+        } else {
+            out.append(contentsOf: #""id":"#.utf8)
+            appendDecimal(newID, to: &out)
+            if !isEmptyObject(bytes, at: scan.objectStart) { out.append(ASCII.comma) }
+        }
+        copied = idRange.upperBound
+        if let removal, removal.lowerBound >= idRange.upperBound {
+            out.append(contentsOf: bytes[copied..<removal.lowerBound])
+            copied = removal.upperBound
+        }
+        out.append(contentsOf: bytes[copied...])
+    }
+
+    /// Whether the object opening at `start` is `{}` (whitespace allowed): a member added
+    /// first then needs no comma after it.
+    private static func isEmptyObject(_ bytes: [UInt8], at start: Int) -> Bool {
+        var j = start + 1
         while j < bytes.count, bytes[j] == 0x20 || bytes[j] == 0x0A || bytes[j] == 0x0D || bytes[j] == 0x09 {
             j += 1
         }
-        if j < bytes.count, bytes[j] != ASCII.closeBrace { member.append(ASCII.comma) }
-        let at = scan.objectStart + 1
-        return (at..<at, member)
+        return j < bytes.count && bytes[j] == ASCII.closeBrace
     }
 
     /// The decimal digits of `value`.
@@ -86,26 +105,17 @@ public enum JSONRPCSplice {
         return out
     }
 
-    /// Appends the decimal digits of `value` (at most 20) without intermediate storage.
+    /// Appends the decimal digits of `value` (at most 20), written backwards on the stack.
     public static func appendDecimal(_ value: UInt64, to out: inout [UInt8]) {
-        if value < 10 {
-            out.append(ASCII.zero &+ UInt8(truncatingIfNeeded: value))
-            return
-        }
-        var digits = 1
-        var probe = value
-        while probe >= 10 {
-            probe /= 10
-            digits += 1
-        }
-        let start = out.count
-        out.append(contentsOf: repeatElement(ASCII.zero, count: digits))
-        var v = value
-        var k = start + digits - 1
-        while v > 0 {
-            out[k] = ASCII.zero &+ UInt8(truncatingIfNeeded: v % 10)
-            v /= 10
-            k -= 1
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
+            var i = digits.count
+            var v = value
+            repeat {
+                i -= 1
+                digits[i] = ASCII.zero &+ UInt8(truncatingIfNeeded: v % 10)
+                v /= 10
+            } while v > 0
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: digits[i...]))
         }
     }
 }

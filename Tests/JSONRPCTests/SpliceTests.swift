@@ -115,6 +115,23 @@ final class SpliceTests: XCTestCase {
         }
     }
 
+    /// The relay's reused buffer: old contents never leak into the next splice, and bytes
+    /// handed on from it keep their value.
+    func testSplicingIntoAReusedBuffer() throws {
+        var buffer = bytes(String(repeating: "x", count: 200))
+        let request = bytes(#"{"id":"a","method":"private/buy","params":{"access_token":"t","x":1}}"#)
+        let scan = try JSONRPCScanner.scan(request)
+        JSONRPCSplice.replacingID(in: request, scan: scan, with: 7, into: &buffer)
+        XCTAssertEqual(String(decoding: buffer, as: UTF8.self), #"{"id":7,"method":"private/buy","params":{"access_token":"t","x":1}}"#)
+        let handedOn = buffer
+        JSONRPCSplice.replacingID(in: request, scan: scan, with: 123, removingAccessToken: true, into: &buffer)
+        XCTAssertEqual(String(decoding: buffer, as: UTF8.self), #"{"id":123,"method":"private/buy","params":{"x":1}}"#)
+        XCTAssertEqual(String(decoding: handedOn, as: UTF8.self), #"{"id":7,"method":"private/buy","params":{"access_token":"t","x":1}}"#)
+        let response = bytes(#"{"id":123,"result":1}"#)
+        JSONRPCSplice.replacing(try JSONRPCScanner.scan(response).id!, in: response, with: bytes(#""a""#), into: &buffer)
+        XCTAssertEqual(String(decoding: buffer, as: UTF8.self), #"{"id":"a","result":1}"#)
+    }
+
     func testRemovingWithoutTokenIsIdentity() throws {
         let b = bytes(#"{"id":1,"method":"public/test","params":{"x":{"access_token":"nested"}}}"#)
         XCTAssertEqual(JSONRPCSplice.removingAccessToken(in: b, scan: try JSONRPCScanner.scan(b)), b)
