@@ -126,9 +126,9 @@ final class EpollEventLoopBackend: EventLoopBackend, @unchecked Sendable {
         defer { events.deallocate(); datas.deallocate() }
         while !stopped.load(ordering: .acquiring) {
             var timeout: Int32 = -1
-            if let next = timers.peek() {
+            if let next = timers.nextDeadline {
                 let now = Self.now()
-                timeout = next.deadline <= now ? 0 : Int32(min((next.deadline - now + 999_999) / 1_000_000, 60_000))
+                timeout = next <= now ? 0 : Int32(min((next - now + 999_999) / 1_000_000, 60_000))
             }
             let n = cepoll_wait(epfd, events, datas, Int32(maxEvents), timeout)
             if n > 0 {
@@ -158,6 +158,10 @@ final class EpollEventLoopBackend: EventLoopBackend, @unchecked Sendable {
     }
 
     private func runPending() {
+        // `execute` queues, then sets the flag and signals the eventfd if it was clear: a clear
+        // flag means nothing was queued, or the signal for it is on its way and wakes the loop
+        // again. Most turns (a socket was readable) skip the lock.
+        guard wakePending.load(ordering: .acquiring) else { return }
         wakePending.store(false, ordering: .releasing)
         // Two buffers swapped under the lock: work queued while these run goes to the other one,
         // and neither is reallocated (this runs on every turn of the loop).
@@ -170,8 +174,9 @@ final class EpollEventLoopBackend: EventLoopBackend, @unchecked Sendable {
     }
 
     private func runTimers() {
-        guard !timers.isEmpty else { return }
+        guard let next = timers.nextDeadline else { return }
         let now = Self.now()
+        guard next <= now else { return }
         while let top = timers.peek(), top.deadline <= now {
             _ = timers.pop()
             guard !top.task.isCancelled else { continue }
@@ -242,6 +247,8 @@ struct TimerHeap {
     private var items: [TimerEntry] = []
     var isEmpty: Bool { items.isEmpty }
     func peek() -> TimerEntry? { items.first }
+    /// The earliest deadline, without touching the entry's task.
+    var nextDeadline: UInt64? { items.first?.deadline }
 
     mutating func push(_ e: TimerEntry) {
         items.append(e)
