@@ -81,8 +81,11 @@ public final class TCPConnection: IOHandler, @unchecked Sendable {
     public var onBytes: ((UnsafeRawBufferPointer) -> Void)?
     /// Called once, when the connection is gone.
     public var onClose: ((TransportCloseReason) -> Void)?
-    /// Called when the queue of unsent bytes becomes empty.
+    /// Called when the queue of unsent bytes becomes empty after the kernel refused part of it
+    /// (EAGAIN): a backlog has drained. Not called for writes that went out at once.
     public var onDrained: (() -> Void)?
+    /// The kernel refused queued bytes since the queue was last empty.
+    private var backlogged = false
 
     private var connectCompletion: ((Result<TCPConnection, TransportError>) -> Void)?
     private var connectTimer: ScheduledTask?
@@ -401,6 +404,7 @@ public final class TCPConnection: IOHandler, @unchecked Sendable {
             }
             switch result {
             case .wouldBlock, .eof:
+                backlogged = true
                 registration?.setWriteInterest(true)
                 return
             case .processed(var n):
@@ -431,7 +435,8 @@ public final class TCPConnection: IOHandler, @unchecked Sendable {
         registration?.setWriteInterest(false)
         if state == .flushingThenClose {
             beginHalfClose()
-        } else {
+        } else if backlogged {
+            backlogged = false
             onDrained?()
         }
     }

@@ -71,7 +71,7 @@ public final class WebSocketConnection: @unchecked Sendable {
     public var onText: ((WebSocketConnection, [UInt8]) -> Void)?
     /// Called once when the connection is gone.
     public var onClose: ((WebSocketConnection, WebSocketCloseEvent) -> Void)?
-    /// Called when every queued byte has been handed to the kernel.
+    /// Called when a backlog (bytes the kernel could not take at once) has been written out.
     public var onDrained: ((WebSocketConnection) -> Void)?
     /// Called after every message of one read from the socket was delivered: a relay that
     /// queued frames with `enqueueEncodedFrame` flushes them here, one write per peer.
