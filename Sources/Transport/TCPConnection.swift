@@ -363,30 +363,56 @@ public final class TCPConnection: IOHandler, @unchecked Sendable {
             flushTLSOutput()
             return
         }
-        if let last = chunks.indices.last, last >= head, chunks[last].owned {
-            chunks[last].bytes.append(contentsOf: first)
-            chunks[last].bytes.append(contentsOf: second)
-            chunks[last].bytes.append(contentsOf: third)
-            chunks[last].bytes.append(contentsOf: fourth)
-        } else {
-            var bytes: [UInt8] = []
-            swap(&bytes, &spare)
+        appendToOwnedTail { bytes in
             bytes.append(contentsOf: first)
             bytes.append(contentsOf: second)
             bytes.append(contentsOf: third)
             bytes.append(contentsOf: fourth)
+        }
+    }
+
+    /// Queues a copy of `bytes` and writes what the kernel takes now.
+    public func write(copying bytes: UnsafeRawBufferPointer) {
+        guard state == .open, !bytes.isEmpty else { return }
+        if let tls {
+            do throws(TLSError) {
+                _ = try tls.write(bytes)
+            } catch {
+                finalClose(.tls(error.description))
+                return
+            }
+            flushTLSOutput()
+            return
+        }
+        enqueueCopying(bytes, UnsafeRawBufferPointer(start: nil, count: 0))
+        flush()
+    }
+
+    /// Lets `fill` append to the last queued buffer when it is our own, else to the spare
+    /// buffer queued as a new chunk; counts what it appended.
+    private func appendToOwnedTail(_ fill: (inout [UInt8]) -> Void) {
+        if let last = chunks.indices.last, last >= head, chunks[last].owned {
+            let before = chunks[last].bytes.count
+            fill(&chunks[last].bytes)
+            bufferedBytes += chunks[last].bytes.count - before
+        } else {
+            var bytes: [UInt8] = []
+            swap(&bytes, &spare)
+            fill(&bytes)
+            guard !bytes.isEmpty else {
+                swap(&bytes, &spare)
+                return
+            }
+            bufferedBytes += bytes.count
             chunks.append(Chunk(bytes: consume bytes, owned: true))
         }
-        bufferedBytes += count
     }
 
     private func flushTLSOutput() {
-        guard let tls else { return }
-        let out = tls.takeCiphertext()
-        if !out.isEmpty {
-            enqueue(out)
-            flush()
-        }
+        guard let tls, tls.hasPendingCiphertext else { return }
+        // Records go into our own reusable buffer, like plaintext frames: no array per write.
+        appendToOwnedTail { tls.takeCiphertext(appendingTo: &$0) }
+        flush()
     }
 
     /// Writes queued bytes until the queue is empty or the kernel says EAGAIN.

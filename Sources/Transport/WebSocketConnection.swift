@@ -230,10 +230,17 @@ public final class WebSocketConnection: @unchecked Sendable {
             // Header and payload as two iovecs: the payload is not copied.
             tcp.write(WebSocketFrameEncoder.header(opcode: opcode, payloadLength: payload.count), payload)
         } else {
-            tcp.write(WebSocketFrameEncoder.encode(opcode: opcode, payload: payload, maskingKey: maskingKey))
+            // Framed (and, as a client, masked) in a buffer reused from frame to frame, then
+            // copied into the connection's own write buffer: no allocation per frame.
+            WebSocketFrameEncoder.encode(opcode: opcode, payload: payload, maskingKey: maskingKey, into: &frameScratch)
+            frameScratch.withUnsafeBytes { tcp.write(copying: $0) }
+            if frameScratch.capacity > Self.keptFrameStorage { frameScratch = [] }
         }
         checkSlowConsumer()
     }
+
+    /// Where `writeFrame` builds a frame before it is copied into the write buffer.
+    private var frameScratch: [UInt8] = []
 
     /// Sends one text message.
     public func sendText(_ payload: [UInt8]) {

@@ -23,6 +23,22 @@ public enum WebSocketFrameEncoder {
         build(opcode: opcode, payload: payload, fin: fin, maskingKey: maskingKey)
     }
 
+    /// The same frame written into `frame` (emptied first, its capacity kept), for a sender
+    /// that reuses one buffer for every frame.
+    public static func encode(
+        opcode: WebSocketOpcode,
+        payload: [UInt8],
+        fin: Bool = true,
+        maskingKey: WebSocketMaskingKey? = nil,
+        into frame: inout [UInt8]
+    ) {
+        frame.removeAll(keepingCapacity: true)
+        appendHeader(to: &frame, opcode: opcode, payloadLength: payload.count, fin: fin, maskingKey: maskingKey)
+        let payloadStart = frame.count
+        frame.append(contentsOf: payload)
+        if let maskingKey { WebSocketMasking.apply(maskingKey, to: &frame, from: payloadStart) }
+    }
+
     private static func build(
         opcode: WebSocketOpcode,
         payload: some Collection<UInt8>,

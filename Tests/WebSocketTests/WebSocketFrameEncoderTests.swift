@@ -17,6 +17,20 @@ final class WebSocketFrameEncoderTests: XCTestCase {
         XCTAssertEqual(WebSocketFrameEncoder.encode(opcode: .binary, payload: Vectors.binary64KPayload), Vectors.binary64K)
     }
 
+    /// Encoding into a reused buffer gives the same bytes as a fresh encode, whatever the
+    /// buffer held before, masked or not.
+    func testEncodeIntoReusedBufferMatchesEncode() {
+        var buffer = Array(repeating: UInt8(0xAB), count: 300)
+        for length in [0, 5, 125, 126, 200, 70_000, 3] {
+            let payload = (0..<length).map { UInt8(truncatingIfNeeded: $0 &* 13) }
+            for key in [nil, (UInt8(1), UInt8(2), UInt8(3), UInt8(4))] as [WebSocketMaskingKey?] {
+                WebSocketFrameEncoder.encode(opcode: .text, payload: payload, maskingKey: key, into: &buffer)
+                XCTAssertEqual(buffer, WebSocketFrameEncoder.encode(opcode: .text, payload: payload, maskingKey: key),
+                               "length \(length), masked \(key != nil)")
+            }
+        }
+    }
+
     func testWriteHeaderMatchesAppendHeader() {
         for length in [0, 1, 125, 126, 127, 0xFFFF, 0x10000, 1 << 40] {
             for opcode in [WebSocketOpcode.text, .binary, .continuation] {
