@@ -5,14 +5,7 @@
 /// The `into:` forms write the result into a buffer the caller keeps (its contents replaced,
 /// its capacity kept), so a relay splicing every message allocates nothing per message.
 public enum JSONRPCSplice {
-    /// `bytes` with `range` replaced by `replacement`.
-    public static func replacing(
-        _ range: Range<Int>, in bytes: [UInt8], with replacement: some Collection<UInt8>
-    ) -> [UInt8] {
-        replacing(range, in: bytes, with: Array(replacement))
-    }
-
-    /// The same for an array replacement (a client's id): concrete, so specialized here.
+    /// `bytes` with `range` replaced by `replacement` (a response given the client's id back).
     public static func replacing(_ range: Range<Int>, in bytes: [UInt8], with replacement: [UInt8]) -> [UInt8] {
         var out: [UInt8] = []
         replacing(range, in: bytes, with: replacement, into: &out)
@@ -30,33 +23,9 @@ public enum JSONRPCSplice {
         out.append(contentsOf: bytes[range.upperBound...])
     }
 
-    /// `bytes` with the id replaced by the decimal `newID`. A message without an id gets
+    /// `bytes` with the id replaced by the decimal `newID` and, when asked, without
+    /// `params.access_token`, written into `out` in one copy. A message without an id gets
     /// `"id":newID` as its first member, so the result always carries `newID`.
-    public static func replacingID(in bytes: [UInt8], scan: JSONRPCScan, with newID: UInt64) -> [UInt8] {
-        var out: [UInt8] = []
-        replacingID(in: bytes, scan: scan, with: newID, into: &out)
-        return out
-    }
-
-    /// `bytes` without `params.access_token`; unchanged when there is none.
-    public static func removingAccessToken(in bytes: [UInt8], scan: JSONRPCScan) -> [UInt8] {
-        guard let removal = scan.accessTokenRemoval else { return bytes }
-        var out: [UInt8] = []
-        replacing(removal, in: bytes, with: [], into: &out)
-        return out
-    }
-
-    /// Both edits in one copy: the forwarding path of a client request (SPEC §6.3).
-    public static func replacingIDAndRemovingAccessToken(
-        in bytes: [UInt8], scan: JSONRPCScan, with newID: UInt64
-    ) -> [UInt8] {
-        var out: [UInt8] = []
-        replacingID(in: bytes, scan: scan, with: newID, removingAccessToken: true, into: &out)
-        return out
-    }
-
-    /// `bytes` with the id replaced by `newID` (added when missing) and, when asked, without
-    /// `params.access_token`, written into `out` in one copy.
     public static func replacingID(
         in bytes: [UInt8], scan: JSONRPCScan, with newID: UInt64, removingAccessToken: Bool = false,
         into out: inout [UInt8]

@@ -301,14 +301,8 @@ public final class TCPConnection: IOHandler, @unchecked Sendable {
     /// Queues bytes and writes what the kernel takes now.
     public func write(_ bytes: [UInt8]) {
         guard state == .open, !bytes.isEmpty else { return }
-        if let tls {
-            do throws(TLSError) {
-                _ = try tls.write(bytes)
-            } catch {
-                finalClose(.tls(error.description))
-                return
-            }
-            flushTLSOutput()
+        if tls != nil {
+            bytes.withUnsafeBytes { write(copying: $0) }
             return
         }
         enqueue(bytes)
@@ -353,14 +347,8 @@ public final class TCPConnection: IOHandler, @unchecked Sendable {
         guard state == .open else { return }
         let count = first.count + second.count + third.count + fourth.count
         guard count > 0 else { return }
-        if let tls {
-            do throws(TLSError) {
-                for part in [first, second, third, fourth] where !part.isEmpty { _ = try tls.write(part) }
-            } catch {
-                finalClose(.tls(error.description))
-                return
-            }
-            flushTLSOutput()
+        if tls != nil {
+            if encrypt(first), encrypt(second), encrypt(third), encrypt(fourth) { flushTLSOutput() }
             return
         }
         appendToOwnedTail { bytes in
@@ -374,18 +362,25 @@ public final class TCPConnection: IOHandler, @unchecked Sendable {
     /// Queues a copy of `bytes` and writes what the kernel takes now.
     public func write(copying bytes: UnsafeRawBufferPointer) {
         guard state == .open, !bytes.isEmpty else { return }
-        if let tls {
-            do throws(TLSError) {
-                _ = try tls.write(bytes)
-            } catch {
-                finalClose(.tls(error.description))
-                return
-            }
-            flushTLSOutput()
+        if tls != nil {
+            if encrypt(bytes) { flushTLSOutput() }
             return
         }
         enqueueCopying(bytes, UnsafeRawBufferPointer(start: nil, count: 0))
         flush()
+    }
+
+    /// Hands plaintext to TLS (records come out in `flushTLSOutput`); on failure the
+    /// connection is closed and the answer is false.
+    private func encrypt(_ plaintext: UnsafeRawBufferPointer) -> Bool {
+        guard let tls, !plaintext.isEmpty else { return tls != nil }
+        do throws(TLSError) {
+            _ = try tls.write(plaintext)
+            return true
+        } catch {
+            finalClose(.tls(error.description))
+            return false
+        }
     }
 
     /// Lets `fill` append to the last queued buffer when it is our own, else to the spare

@@ -269,13 +269,7 @@ public final class WebSocketConnection: @unchecked Sendable {
     /// notification fanned out to many clients costs no allocation per client or per frame.
     public func enqueueText(_ payload: UnsafeRawBufferPointer) {
         guard isOpen else { return }
-        precondition(role == .server, "clients must mask each frame")
-        // At most 10 header bytes for a server frame (RFC 6455 §5.2).
-        var header: (UInt64, UInt64) = (0, 0)
-        withUnsafeMutableBytes(of: &header) { h in
-            let n = WebSocketFrameEncoder.writeHeader(into: h, opcode: .text, payloadLength: payload.count)
-            tcp.enqueueCopying(UnsafeRawBufferPointer(rebasing: h[..<n]), payload)
-        }
+        enqueueTextFrame(payload)
         checkSlowConsumer()
     }
 
@@ -284,20 +278,29 @@ public final class WebSocketConnection: @unchecked Sendable {
     /// connection's write buffer, with no intermediate message or frame array.
     public func sendText(_ message: [UInt8], replacing range: Range<Int>, with replacement: [UInt8]) {
         guard isOpen else { return }
-        precondition(role == .server, "clients must mask each frame")
-        let length = message.count - range.count + replacement.count
-        var header: (UInt64, UInt64) = (0, 0)
-        withUnsafeMutableBytes(of: &header) { h in
-            let n = WebSocketFrameEncoder.writeHeader(into: h, opcode: .text, payloadLength: length)
-            message.withUnsafeBytes { m in
-                replacement.withUnsafeBytes { r in
-                    tcp.enqueueCopying(UnsafeRawBufferPointer(rebasing: h[..<n]), UnsafeRawBufferPointer(rebasing: m[..<range.lowerBound]),
-                                       r, UnsafeRawBufferPointer(rebasing: m[range.upperBound...]))
-                }
+        message.withUnsafeBytes { m in
+            replacement.withUnsafeBytes { r in
+                enqueueTextFrame(UnsafeRawBufferPointer(rebasing: m[..<range.lowerBound]), r,
+                                 UnsafeRawBufferPointer(rebasing: m[range.upperBound...]))
             }
         }
         tcp.flush()
         checkSlowConsumer()
+    }
+
+    /// Queues one server text frame whose payload is the concatenation of the parts: the
+    /// header (at most 10 bytes, RFC 6455 §5.2) is built on the stack.
+    private func enqueueTextFrame(
+        _ first: UnsafeRawBufferPointer,
+        _ second: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0),
+        _ third: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0)
+    ) {
+        precondition(role == .server, "clients must mask each frame")
+        var header: (UInt64, UInt64) = (0, 0)
+        withUnsafeMutableBytes(of: &header) { h in
+            let n = WebSocketFrameEncoder.writeHeader(into: h, opcode: .text, payloadLength: first.count + second.count + third.count)
+            tcp.enqueueCopying(UnsafeRawBufferPointer(rebasing: h[..<n]), first, second, third)
+        }
     }
 
     public func flush() {

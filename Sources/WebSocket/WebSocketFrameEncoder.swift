@@ -8,7 +8,9 @@ public enum WebSocketFrameEncoder {
         fin: Bool = true,
         maskingKey: WebSocketMaskingKey? = nil
     ) -> [UInt8] {
-        build(opcode: opcode, payload: payload, fin: fin, maskingKey: maskingKey)
+        var frame: [UInt8] = []
+        write(opcode: opcode, payload: payload, fin: fin, maskingKey: maskingKey, into: &frame)
+        return frame
     }
 
     /// The same for an array: a concrete overload, specialized here, so that callers in other
@@ -20,7 +22,9 @@ public enum WebSocketFrameEncoder {
         fin: Bool = true,
         maskingKey: WebSocketMaskingKey? = nil
     ) -> [UInt8] {
-        build(opcode: opcode, payload: payload, fin: fin, maskingKey: maskingKey)
+        var frame: [UInt8] = []
+        write(opcode: opcode, payload: payload, fin: fin, maskingKey: maskingKey, into: &frame)
+        return frame
     }
 
     /// The same frame written into `frame` (emptied first, its capacity kept), for a sender
@@ -32,28 +36,23 @@ public enum WebSocketFrameEncoder {
         maskingKey: WebSocketMaskingKey? = nil,
         into frame: inout [UInt8]
     ) {
-        frame.removeAll(keepingCapacity: true)
-        appendHeader(to: &frame, opcode: opcode, payloadLength: payload.count, fin: fin, maskingKey: maskingKey)
-        let payloadStart = frame.count
-        frame.append(contentsOf: payload)
-        if let maskingKey { WebSocketMasking.apply(maskingKey, to: &frame, from: payloadStart) }
+        write(opcode: opcode, payload: payload, fin: fin, maskingKey: maskingKey, into: &frame)
     }
 
-    private static func build(
+    private static func write(
         opcode: WebSocketOpcode,
         payload: some Collection<UInt8>,
         fin: Bool,
-        maskingKey: WebSocketMaskingKey?
-    ) -> [UInt8] {
+        maskingKey: WebSocketMaskingKey?,
+        into frame: inout [UInt8]
+    ) {
         let count = payload.count
-        // One allocation: the header is written into the frame's own buffer.
-        var frame: [UInt8] = []
+        frame.removeAll(keepingCapacity: true)
         frame.reserveCapacity(headerLength(payloadLength: count, masked: maskingKey != nil) + count)
         appendHeader(to: &frame, opcode: opcode, payloadLength: count, fin: fin, maskingKey: maskingKey)
         let payloadStart = frame.count
         frame.append(contentsOf: payload)
         if let maskingKey { WebSocketMasking.apply(maskingKey, to: &frame, from: payloadStart) }
-        return frame
     }
 
     /// The 2–14 header bytes alone, for writing header and payload with one `writev`.

@@ -36,7 +36,7 @@ final class SpliceTests: XCTestCase {
             let originalID = Array(request[scan.id!])
             let upstreamID = UInt64(1000 + n)
 
-            let forwarded = JSONRPCSplice.replacingID(in: request, scan: scan, with: upstreamID)
+            let forwarded = forwarded(request, scan, id: upstreamID)
             let f = try JSONRPCScanner.scan(forwarded)
             XCTAssertEqual(JSONScalar.uint64(forwarded, f.id!), upstreamID)
             XCTAssertTrue(JSONRPCScanner.methodEquals(forwarded, f, "public/get_time"))
@@ -58,7 +58,7 @@ final class SpliceTests: XCTestCase {
         ]
         for (input, expected) in cases {
             let b = bytes(input)
-            let out = JSONRPCSplice.replacingID(in: b, scan: try JSONRPCScanner.scan(b), with: 5)
+            let out = forwarded(b, try JSONRPCScanner.scan(b), id: 5)
             XCTAssertEqual(String(decoding: out, as: UTF8.self), expected)
             XCTAssertEqual(text(out, try JSONRPCScanner.scan(out).id), "5")
         }
@@ -82,17 +82,17 @@ final class SpliceTests: XCTestCase {
             let scan = try JSONRPCScanner.scan(message)
             XCTAssertNotNil(scan.accessToken, params)
             XCTAssertTrue(text(message, scan.accessToken)!.hasPrefix(#""access_token""#))
-            let out = JSONRPCSplice.removingAccessToken(in: message, scan: scan)
+            let out = JSONRPCSplice.replacing(try XCTUnwrap(scan.accessTokenRemoval, params), in: message, with: [])
             let rescanned = try JSONRPCScanner.scan(out)
             XCTAssertNil(rescanned.accessToken)
             XCTAssertEqual(text(out, rescanned.params), expectedParams, params)
             XCTAssertEqual(text(out, rescanned.id), "3")
 
             // One pass for both edits gives the same bytes as two.
-            let both = JSONRPCSplice.replacingIDAndRemovingAccessToken(in: message, scan: scan, with: 99)
+            let both = forwarded(message, scan, id: 99, removingAccessToken: true)
             let twoSteps = try { () throws -> [UInt8] in
-                let once = JSONRPCSplice.removingAccessToken(in: message, scan: scan)
-                return JSONRPCSplice.replacingID(in: once, scan: try JSONRPCScanner.scan(once), with: 99)
+                let once = JSONRPCSplice.replacing(scan.accessTokenRemoval!, in: message, with: [])
+                return forwarded(once, try JSONRPCScanner.scan(once), id: 99)
             }()
             XCTAssertEqual(both, twoSteps, params)
         }
@@ -109,7 +109,7 @@ final class SpliceTests: XCTestCase {
         ]
         for (input, expected) in cases {
             let b = bytes(input)
-            let out = JSONRPCSplice.replacingIDAndRemovingAccessToken(in: b, scan: try JSONRPCScanner.scan(b), with: 12)
+            let out = forwarded(b, try JSONRPCScanner.scan(b), id: 12, removingAccessToken: true)
             XCTAssertEqual(String(decoding: out, as: UTF8.self), expected)
             XCTAssertNoThrow(try JSONRPCScanner.scan(out))
         }
@@ -134,6 +134,14 @@ final class SpliceTests: XCTestCase {
 
     func testRemovingWithoutTokenIsIdentity() throws {
         let b = bytes(#"{"id":1,"method":"public/test","params":{"x":{"access_token":"nested"}}}"#)
-        XCTAssertEqual(JSONRPCSplice.removingAccessToken(in: b, scan: try JSONRPCScanner.scan(b)), b)
+        // Only a top-level member of params is the client's token: nothing to remove here.
+        XCTAssertNil(try JSONRPCScanner.scan(b).accessTokenRemoval)
+    }
+
+    /// What the relay forwards: `bytes` with the upstream id (and without the token when asked).
+    private func forwarded(_ bytes: [UInt8], _ scan: JSONRPCScan, id: UInt64, removingAccessToken: Bool = false) -> [UInt8] {
+        var out: [UInt8] = []
+        JSONRPCSplice.replacingID(in: bytes, scan: scan, with: id, removingAccessToken: removingAccessToken, into: &out)
+        return out
     }
 }
