@@ -33,9 +33,12 @@ let package = Package(
             name: "Transport",
             dependencies: ["HTTP1", "WebSocket", "TLS", "CEpoll", .product(name: "Logging", package: "swift-log")]
         ),
+        // The gateway's logic as pure state machines: no Transport, no Dispatch, no clock.
+        .target(name: "GatewayCore", dependencies: ["JSONRPC"]),
+        // The runtime: owns the Transport objects and carries out the core's actions.
         .target(
             name: "Gateway",
-            dependencies: ["HTTP1", "WebSocket", "JSONRPC", "TLS", "Transport", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["GatewayCore", "HTTP1", "WebSocket", "JSONRPC", "TLS", "Transport", .product(name: "Logging", package: "swift-log")]
         ),
         .target(
             name: "DeribitSim",
@@ -61,7 +64,8 @@ let package = Package(
         .testTarget(name: "JSONRPCTests", dependencies: ["JSONRPC"]),
         .testTarget(name: "TLSTests", dependencies: ["TLS", "TestSupport"]),
         .testTarget(name: "TransportTests", dependencies: ["Transport", "HTTP1", "WebSocket", "TLS", "TestSupport"]),
-        .testTarget(name: "GatewayTests", dependencies: ["Gateway"]),
+        .testTarget(name: "GatewayCoreTests", dependencies: ["GatewayCore", "JSONRPC"]),
+        .testTarget(name: "GatewayTests", dependencies: ["Gateway", "GatewayCore"]),
         .testTarget(name: "DeribitSimTests", dependencies: ["DeribitSim", "Transport", "TestSupport"]),
         .testTarget(name: "EndToEndTests", dependencies: ["Transport", "WebSocket", "JSONRPC", "TLS", "TestSupport"]),
     ],

@@ -219,3 +219,41 @@ public enum JSONScalar {
         return JSONStringDecoder.decode(bytes[(range.lowerBound + 1)..<(range.upperBound - 1)])
     }
 }
+
+/// Reads the elements of an array span, validating as it goes.
+public enum JSONArrayReader {
+    /// The raw value spans of the elements of the array at `range`, or nil when the span is not
+    /// a valid array. Nested values are skipped, not read.
+    public static func elements(inArray range: Range<Int>, of bytes: UnsafeRawBufferPointer) -> [Range<Int>]? {
+        guard var c = JSONCursor(bytes, range: range) else { return nil }
+        var out: [Range<Int>] = []
+        do {
+            c.skipWhitespace()
+            try c.expect(ASCII.openBracket)
+            c.skipWhitespace()
+            if try c.peek() == ASCII.closeBracket {
+                c.i += 1
+            } else {
+                while true {
+                    c.skipWhitespace()
+                    let start = c.i
+                    _ = try c.skipValue(depth: 1)
+                    out.append(start..<c.i)
+                    c.skipWhitespace()
+                    let b = try c.peek()
+                    c.i += 1
+                    if b == ASCII.closeBracket { break }
+                    guard b == ASCII.comma else { return nil }
+                }
+            }
+            c.skipWhitespace()
+            return c.atEnd ? out : nil
+        } catch {
+            return nil
+        }
+    }
+
+    public static func elements(inArray range: Range<Int>, of bytes: [UInt8]) -> [Range<Int>]? {
+        bytes.withUnsafeBytes { elements(inArray: range, of: $0) }
+    }
+}

@@ -1,4 +1,4 @@
-@testable import Gateway
+@testable import GatewayCore
 import XCTest
 
 /// SPEC §6.2, §6.3, §6.6, §7: what the router learns from a method's name alone.

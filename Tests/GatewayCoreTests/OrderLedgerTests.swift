@@ -1,4 +1,4 @@
-@testable import Gateway
+@testable import GatewayCore
 import XCTest
 
 /// SPEC §7: the record of which client created which order holds only open orders.

@@ -1,10 +1,10 @@
-@testable import Gateway
+@testable import GatewayCore
 import XCTest
 
 /// The upstream id window: consecutive ids, answers in any order, expiry from the oldest.
 final class PendingRequestsTests: XCTestCase {
     private func request(deadline: UInt64) -> PendingRequest {
-        PendingRequest(owner: .local({ _ in }), method: MethodTraits(), sentAt: 0, deadline: deadline)
+        PendingRequest(owner: .gateway(.heartbeatAnswer), method: MethodTraits(), sentAt: 0, deadline: deadline)
     }
 
     func testIdsAreConsecutiveAndAnswersMayComeInAnyOrder() {

@@ -1,5 +1,5 @@
 import Foundation
-@testable import Gateway
+@testable import GatewayCore
 import JSONRPC
 import XCTest
 

@@ -1,8 +1,4 @@
-import Foundation
 import JSONRPC
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// The gateway's copy of one incremental order book channel (SPEC §6.4), so that a client
 /// joining a channel others already hold gets a snapshot consistent with the next change.
@@ -11,31 +7,33 @@ import Glibc
 ///
 /// A change whose `prev_change_id` is not the last `change_id` is a gap: the book is
 /// invalid until the upstream sends a fresh snapshot.
-final class OrderBook {
-    enum Verdict { case forward, drop, gap }
+package final class OrderBook {
+    package enum Verdict { case forward, drop, gap }
 
-    private(set) var isValid = false
+    package private(set) var isValid = false
     private var bids: [Double: Double] = [:]
     private var asks: [Double: Double] = [:]
-    private(set) var changeID: Int64 = 0
+    package private(set) var changeID: Int64 = 0
     private var timestamp: Int64 = 0
     private var instrument = ""
     private var renderedSnapshot: (changeID: Int64, channel: String, bytes: [UInt8])?
 
+    package init() {}
+
     /// `book.{instrument}.{interval}`; grouped books (`book.{i}.{group}.{depth}.{interval}`) are
     /// full snapshots every time and need no copy.
-    static func isIncrementalBookChannel(_ name: String) -> Bool {
+    package static func isIncrementalBookChannel(_ name: String) -> Bool {
         name.hasPrefix("book.") && name.split(separator: ".", omittingEmptySubsequences: false).count == 3
     }
 
-    func invalidate() {
+    package func invalidate() {
         isValid = false
         renderedSnapshot = nil
         bids = [:]
         asks = [:]
     }
 
-    func apply(notification bytes: [UInt8], scan: JSONRPCScan) -> Verdict {
+    package func apply(notification bytes: [UInt8], scan: JSONRPCScan) -> Verdict {
         // Read in place: the scanner validated the message; only `data`'s own members are read.
         guard let params = scan.params,
               let data = JSONObjectReader.member("data", inObject: params, of: bytes),
@@ -112,21 +110,27 @@ final class OrderBook {
         }
     }
 
-    /// Parses a JSON number at `from` (after optional whitespace) with strtod, which stops at
-    /// the delimiter that always follows a number inside valid JSON (the scanner validated it).
+    /// Parses a JSON number at `from` (after optional whitespace); the scanner validated the
+    /// message, so the number ends at the first byte that cannot be part of one. Prices and
+    /// amounts are short: the String is a small (inline) one and costs no allocation.
     private static func number(_ buf: UnsafeBufferPointer<UInt8>, from: Int, end: Int) -> (Double, Int) {
         var i = from
         while i < end && buf[i] == UInt8(ascii: " ") { i += 1 }
-        guard i < end else { return (0, end) }
-        var endPtr: UnsafeMutablePointer<CChar>?
-        let start = UnsafeRawPointer(buf.baseAddress! + i).assumingMemoryBound(to: CChar.self)
-        let v = strtod(start, &endPtr)
-        let consumed = endPtr.map { UnsafeRawPointer($0) - UnsafeRawPointer(start) } ?? 0
-        return (v, min(end, i + max(consumed, 1)))
+        let start = i
+        while i < end {
+            switch buf[i] {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "+"), UInt8(ascii: "."),
+                 UInt8(ascii: "e"), UInt8(ascii: "E"):
+                i += 1
+            default:
+                return (Double(String(decoding: UnsafeBufferPointer(rebasing: buf[start..<i]), as: UTF8.self)) ?? 0, max(i, start + 1))
+            }
+        }
+        return (Double(String(decoding: UnsafeBufferPointer(rebasing: buf[start..<i]), as: UTF8.self)) ?? 0, max(i, start + 1))
     }
 
     /// A Deribit-shaped snapshot notification of the current state.
-    func snapshotNotification(channel: String) -> [UInt8] {
+    package func snapshotNotification(channel: String) -> [UInt8] {
         // Rendered once per change: several clients joining between two changes share it.
         if let cached = renderedSnapshot, cached.changeID == changeID, cached.channel == channel { return cached.bytes }
         let bytes = renderSnapshot(channel: channel)
@@ -145,7 +149,7 @@ final class OrderBook {
     }
 
     static func number(_ d: Double) -> String {
-        if d == d.rounded(), abs(d) < 1e15 { return String(format: "%.1f", d) }
+        if d == d.rounded(), abs(d) < 1e15 { return JSONValue.fixed(d, decimals: 1) }
         return String(d)
     }
 }

@@ -1,5 +1,5 @@
 /// The methods the gateway answers itself (SPEC §6.2).
-enum LocalMethod {
+package enum LocalMethod: Sendable {
     case auth, test, hello, setHeartbeat, disableHeartbeat
     /// `public/exchange_token`, `public/fork_token`: refused.
     case identityChange
@@ -10,35 +10,37 @@ enum LocalMethod {
 
 /// What the router needs to know about a method, looked up once per request from the
 /// method's bytes: no `String` is built and no set of strings is searched on the request path.
-struct MethodTraits {
+package struct MethodTraits: Sendable {
+    package init() {}
+
     /// Answered by the gateway itself (SPEC §6.2).
-    var local: LocalMethod?
+    package var local: LocalMethod?
     /// `public/…` or `private/…`; anything else is -32601 (SPEC §6.1).
-    var isDeribitMethod = false
+    package var isDeribitMethod = false
     /// The local scope the method needs (SPEC §6.3).
-    var requiredScope = Scope.full
+    package var requiredScope = Scope.full
     /// Counted against the matching-engine bucket (SPEC §6.6).
-    var isMatchingEngine = false
+    package var isMatchingEngine = false
     /// Its result carries the orders it created (SPEC §7).
-    var createsOrders = false
+    package var createsOrders = false
     /// `private/cancel…`: its result shows orders closing (SPEC §7).
-    var isCancel = false
+    package var isCancel = false
     /// `private/edit…`: an edited order keeps its creator (SPEC §7).
-    var isEdit = false
+    package var isEdit = false
     /// The name, for the methods listed in `MethodPolicy` (every order-creating one): logs only.
-    var name: StaticString?
+    package var name: StaticString?
 }
 
 /// Which local scope a Deribit method needs (SPEC §6.3), from the method's Deribit scope:
 /// `*:read` → read; `trade:read_write`, `block_trade:read_write` → trade; `account:read_write`,
 /// `wallet:read_write` and every private method not classified here → full.
-enum MethodPolicy {
+package enum MethodPolicy {
     /// The traits of the method named by `name` (its bytes, escapes already decoded).
-    static func traits(of name: UnsafeRawBufferPointer) -> MethodTraits {
+    package static func traits(of name: UnsafeRawBufferPointer) -> MethodTraits {
         table.lookup(name) ?? traitsByPrefix(name)
     }
 
-    static func traits(of name: String) -> MethodTraits {
+    package static func traits(of name: String) -> MethodTraits {
         var name = name
         return name.withUTF8 { traits(of: UnsafeRawBufferPointer($0)) }
     }
@@ -147,14 +149,14 @@ enum MethodPolicy {
 
     /// Channel needs: `.raw` channels need read (Deribit: 13778 when unauthorized);
     /// `user.…` channels are account data and need read on a private subscription.
-    static func requiredScope(forChannel channel: String) -> Scope {
+    package static func requiredScope(forChannel channel: String) -> Scope {
         if channel.hasPrefix("user.") { return .read }
         if channel.hasSuffix(".raw") { return .read }
         return .public
     }
 }
 
-/// Method names to traits: open addressing over an FNV-1a hash of the bytes, built once and
+/// Method names to traits: open addressing over an FNV-1a hash (`FNV1a`) of the bytes, built once and
 /// read-only after. A lookup hashes a short name (a few instructions a byte) and compares it
 /// once; a `Dictionary<String, …>` would first need the `String`.
 struct MethodTable {
@@ -199,9 +201,5 @@ struct MethodTable {
         return true
     }
 
-    private static func hash(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in bytes { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
-        return h
-    }
+    private static func hash(_ bytes: UnsafeRawBufferPointer) -> UInt64 { FNV1a.hash(bytes) }
 }

@@ -1,0 +1,79 @@
+import GatewayCore
+import Transport
+
+extension Gateway {
+    /// SPEC §8: stop accepting; close clients with 1001 (so no new order arrives) and cancel the
+    /// orders of those whose flag is on, waiting (bounded) for the confirmations — including
+    /// orders whose creation response is still on its way; `private/logout` upstream so that
+    /// Deribit's own cancel-on-disconnect spares the orders of clients without the flag; wait
+    /// until the close frames to clients are flushed; then `done` (which exits). The phases are
+    /// `ShutdownPlan`'s; this carries out its actions.
+    public func shutdown(done: @escaping @Sendable () -> Void) {
+        loop.assertInEventLoop()
+        guard !stopping else { return }
+        let t = now
+        logger.notice("shutting down", metadata: ["clients": "\(sessions.webSocketCount)"])
+        stopping = true
+        shutdownDone = done
+        server?.stopAccepting()
+        server?.closeHTTPConnections()
+        reconnectTimer?.cancel()
+        session.stop()
+        for s in sessions.webSockets {
+            // Runs the session's end at once: channels released, cancel-on-disconnect sent.
+            disconnect(s, code: 1001, reason: "gateway shutdown", metricReason: "shutdown")
+        }
+        // Made once every client is closed: the cancels are sent and counted, and the closes of
+        // transports still flushing arrive as events.
+        shutdownPlan = ShutdownPlan(now: t, cancelsOutstanding: cancelsOutstanding, clientsOpen: openTransports,
+                                    upstreamOpen: upstream != nil)
+        shutdownEvent { plan, t in plan.begin(now: t) }
+    }
+
+    /// Feeds one event to the shutdown plan (if shutting down), carries out its actions and
+    /// re-arms its one timer.
+    func shutdownEvent(_ event: (inout ShutdownPlan, Nanos) -> [ShutdownPlan.Action]) {
+        guard var plan = shutdownPlan else { return }
+        let actions = event(&plan, now)
+        shutdownPlan = plan
+        for action in actions {
+            switch action {
+            case .none:
+                break
+            case .logoutUpstream:
+                if plan.unconfirmedCancels > 0 {
+                    logger.error("shutdown: \(plan.unconfirmedCancels) cancel-on-disconnect requests unconfirmed; going on")
+                }
+                logoutUpstream()
+            case .abortUpstream:
+                upstream?.abort(reason: "gateway shutdown")
+            case .finish(let unflushed, _):
+                shutdownTimer?.cancel()
+                sweepTimer?.cancel()
+                creditTimer?.cancel()
+                logger.notice("shutdown complete", metadata: ["clients_unflushed": "\(unflushed)"])
+                shutdownDone?()
+                return
+            }
+        }
+        shutdownTimer?.cancel()
+        if let at = shutdownPlan?.deadline {
+            let t = now
+            shutdownTimer = loop.schedule(after: .nanoseconds(Int64(at > t ? at - t : 0))) { [weak self] in
+                self?.shutdownEvent { plan, t in plan.timerFired(now: t) }
+            }
+        }
+    }
+
+    /// Deribit: `private/logout` closes the session without a response and does not apply its
+    /// cancel-on-disconnect, so the orders of clients without the flag survive the gateway.
+    private func logoutUpstream() {
+        guard let up = upstream else { return }
+        if session.authenticated {
+            up.sendText(router.oneWay(method: "private/logout"))
+            // The exchange closes the connection itself.
+        } else {
+            up.close(code: 1000, reason: "gateway shutdown")
+        }
+    }
+}

@@ -1,0 +1,473 @@
+import GatewayCore
+import JSONRPC
+import Logging
+import Transport
+
+/// The runtime side of the upstream session: the connection, the actions of `UpstreamSession`
+/// and `RequestRouter`, answers routed back to their owners, and the notification fan-out.
+extension Gateway {
+    // MARK: the session's actions (SPEC §6.5)
+
+    func perform(_ action: UpstreamSession.Action) {
+        switch action {
+        case .none:
+            break
+        case .connect:
+            openUpstream()
+        case .send(let step):
+            sendStep(step)
+        case .becomeReady:
+            becomeReady()
+        case .close(let reason):
+            logger.error("upstream \(reason); reconnecting")
+            upstream?.close(code: 1000)
+        case .abort(let reason):
+            logger.warning("upstream \(reason) (\(session.lastError ?? "")); reconnecting")
+            upstream?.abort(reason: reason)
+        case .armReconnect(let at):
+            let t = now
+            let delay = at > t ? at - t : 0
+            reconnectTimer?.cancel()
+            reconnectTimer = loop.schedule(after: .nanoseconds(Int64(delay))) { [weak self] in
+                guard let self else { return }
+                self.perform(self.session.reconnectDue(now: self.now))
+            }
+        }
+    }
+
+    private func openUpstream() {
+        let generation = session.generation
+        guard let url = WebSocketURL(config.upstream.url.text) else {
+            logger.critical("invalid upstream url \(config.upstream.url)")
+            return
+        }
+        logger.info("connecting upstream", metadata: ["url": "\(url)"])
+        let limits = WebSocketLimits(maxFrameBytes: 64 << 20, maxMessageBytes: 64 << 20, maxBufferedBytes: 256 << 20)
+        let timeout = Duration.milliseconds(Int64(max(config.upstream.requestTimeoutMilliseconds, 1000)))
+        WebSocketClient.connect(url: url, loop: loop, tls: tlsContext, limits: limits, timeout: timeout) { [weak self] result in
+            guard let self else { return }
+            self.loop.execute { self.upstreamConnectResult(result, generation: generation) }
+        }
+    }
+
+    private func upstreamConnectResult(_ result: Result<WebSocketConnection, TransportError>, generation: Int) {
+        guard generation == session.generation, !stopping else {
+            if case .success(let ws) = result { ws.close(code: 1001) }
+            return
+        }
+        switch result {
+        case .failure(let error):
+            logger.warning("upstream connect failed: \(error)")
+            backoff(session.connectFailed("connect failed: \(error)", now: now))
+        case .success(let ws):
+            upstream = ws
+            ws.onText = { [unowned self] _, bytes in self.upstreamMessage(bytes) }
+            ws.onDrained = { [unowned self] _ in self.upstreamDrained() }
+            ws.onReadBatchEnd = { [unowned self] _ in self.flushClients() }
+            ws.onClose = { [unowned self] _, event in self.upstreamClosed(event, generation: generation) }
+            router.connected()
+            perform(session.connected(now: now))
+        }
+    }
+
+    /// A backoff decision: counted (`deribit_gateway_upstream_reconnects_total`) and logged.
+    private func backoff(_ action: UpstreamSession.Action) {
+        if case .armReconnect(let at) = action {
+            metrics.upstreamReconnects += 1
+            logger.info("upstream reconnect in \((at &- now) / 1_000_000) ms")
+        }
+        perform(action)
+    }
+
+    /// hello → auth → set_heartbeat → enable_cancel_on_disconnect, and the token refresh.
+    private func sendStep(_ step: UpstreamSession.Step) {
+        let method: String
+        let params: JSONValue?
+        switch step {
+        case .hello:
+            method = "public/hello"
+            params = .object([("client_name", "deribit-gateway"), ("client_version", .string(Gateway.version))])
+        case .auth:
+            guard let creds = config.upstream.credentials else { return }
+            method = "public/auth"
+            params = .object([("grant_type", "client_credentials"), ("client_id", .string(creds.clientID)),
+                              ("client_secret", .string(creds.clientSecret.revealed))])
+        case .refresh:
+            guard let token = session.tokenForRefresh else { return }
+            method = "public/auth"
+            params = .object([("grant_type", "refresh_token"), ("refresh_token", .string(token))])
+        case .setHeartbeat:
+            method = "public/set_heartbeat"
+            params = .object([("interval", .int(Int64(config.upstream.heartbeatIntervalSeconds)))])
+        case .enableCancelOnDisconnect:
+            // SPEC §7: a crash of the gateway or a loss of the upstream cancels every order placed through it.
+            method = "private/enable_cancel_on_disconnect"
+            params = .object([("scope", "connection")])
+        }
+        submit(.session(step, generation: session.generation), method, params)
+    }
+
+    private func stepAnswered(_ step: UpstreamSession.Step, generation: Int, _ outcome: UpstreamOutcome) {
+        let action = session.answered(step, generation: generation, outcome, now: now)
+        switch (step, action) {
+        case (.auth, .send), (.refresh, .none):
+            if generation == session.generation {
+                logger.info(step == .auth ? "upstream authenticated" : "upstream token refreshed")
+            }
+        case (.setHeartbeat, _), (.enableCancelOnDisconnect, _):
+            if let e = outcome.errorDescription, generation == session.generation {
+                logger.warning("upstream \(step.rawValue) failed: \(e)")
+            }
+        default:
+            break
+        }
+        perform(action)
+    }
+
+    private func becomeReady() {
+        logger.notice("upstream ready", metadata: ["version": "\(session.version ?? "?")", "authenticated": "\(session.authenticated)"])
+        if session.authenticated {
+            // Orders may have closed while no `user.orders` notification could reach the gateway
+            // (on a lost upstream, Deribit's cancel-on-disconnect cancels them). Only orders known
+            // before the query are judged; later ones may postdate its answer.
+            let known = orders.ledger.allOrders
+            if !known.isEmpty { submit(.reconcileOrders(known: known), "private/get_open_orders", nil) }
+            subscriptions.pin(OrderTracker.trackingChannel)
+        }
+        let again = subscriptions.upstreamReady()
+        if !again.isEmpty { logger.info("re-subscribing \(subscriptions.channels.values.filter { $0.state == .pending }.count) channels") }
+        apply(again)
+        carryOut(router.ready(now: now))
+    }
+
+    private func upstreamClosed(_ event: WebSocketCloseEvent, generation: Int) {
+        guard generation == session.generation else { return }
+        upstream = nil
+        flushClients()
+        upstreamDrained()
+        logger.warning("upstream connection lost: \(event)")
+        // SPEC §6.5: every pending request fails with -32000; clients stay connected.
+        for p in router.lost() { complete(p, .failed(.upstreamUnavailable)) }
+        subscriptions.upstreamLost()
+        backoff(session.closed("connection lost: \(event)", now: now))
+        shutdownEvent { plan, t in plan.upstreamClosed(now: t) }
+    }
+
+    // MARK: sending
+
+    /// Sends the gateway's own request; `whenReady` holds it until the session is ready.
+    func submit(_ task: GatewayTask, _ method: String, _ params: JSONValue?, bucket: CreditBucket = .standard, whenReady: Bool = false) {
+        if let bytes = router.submit(task, method: method, params: params?.bytes, bucket: bucket, whenReady: whenReady, now: now) {
+            writeUpstream(bytes)
+        }
+        armCreditTimer()
+    }
+
+    /// Forwards a client's request with a fresh upstream id (SPEC §6.3).
+    func forward(_ request: ClientRequest) {
+        let s = request.session
+        if var bucket = s.rateLimit {
+            let ok = bucket.tryTake(1, now: now)
+            s.rateLimit = bucket
+            guard ok else {
+                metrics.rateLimited[s.label, default: 0] += 1
+                refuse(request, .tooManyRequests(reason: "client rate_limit exceeded"))
+                return
+            }
+        }
+        switch router.forward(client: s.id, originalID: request.id, bytes: request.bytes, scan: request.scan,
+                              method: request.method, clientPending: s.pendingCount, now: now) {
+        case .send(let bytes):
+            s.pendingCount += 1
+            countRequest(s, .forwarded)
+            writeUpstream(bytes)
+        case .queued:
+            s.pendingCount += 1
+            countRequest(s, .forwarded)
+            armCreditTimer()
+        case .refused(let error):
+            if case .tooManyRequests = error { metrics.rateLimited[s.label, default: 0] += 1 }
+            refuse(request, error)
+        }
+    }
+
+    /// Carries out what the router decided after an event.
+    func carryOut(_ outputs: [RequestRouter.Output]) {
+        for o in outputs {
+            switch o {
+            case .write(let bytes):
+                writeUpstream(bytes)
+            case .fail(let p, let error):
+                if case .client(let id, _) = p.owner, let s = sessions[id] { metrics.rateLimited[s.label, default: 0] += 1 }
+                complete(p, .failed(error))
+            }
+        }
+        armCreditTimer()
+    }
+
+    private func writeUpstream(_ bytes: [UInt8]) {
+        guard let ws = upstream else {
+            assertionFailure("the router sends only while connected")
+            return
+        }
+        ws.sendText(bytes)
+        if ws.bufferedBytes > Self.upstreamHighWatermark && !clientsPaused {
+            clientsPaused = true
+            logger.warning("upstream write buffer over \(Self.upstreamHighWatermark) bytes: pausing client reads")
+            for c in sessions.webSockets { c.webSocket?.pauseReading() }
+        }
+    }
+
+    func upstreamDrained() {
+        guard clientsPaused else { return }
+        clientsPaused = false
+        for c in sessions.webSockets { c.webSocket?.resumeReading() }
+    }
+
+    /// One timer at the router's next credit time.
+    private func armCreditTimer() {
+        guard let at = router.nextCreditTime else { return }
+        if let armed = creditTimerAt, armed <= at { return }
+        creditTimer?.cancel()
+        creditTimerAt = at
+        let t = now
+        creditTimer = loop.schedule(after: .nanoseconds(Int64(at > t ? at - t : 0))) { [weak self] in
+            guard let self else { return }
+            self.creditTimerAt = nil
+            self.carryOut(self.router.due(now: self.now))
+        }
+    }
+
+    // MARK: receiving
+
+    func upstreamMessage(_ bytes: [UInt8]) {
+        session.received(now: now)
+        let scan: JSONRPCScan
+        do throws(JSONRPCScanError) {
+            scan = try JSONRPCScanner.scan(bytes)
+        } catch {
+            logger.warning("upstream sent a frame that is not JSON-RPC (\(error)), \(bytes.count) bytes")
+            return
+        }
+        if let m = scan.method {
+            if bytes[m].elementsEqual("subscription".utf8) {
+                notification(bytes, scan)
+            } else if bytes[m].elementsEqual("heartbeat".utf8) {
+                // Deribit: an unanswered test_request closes the connection. Never shown to clients.
+                if let t = scan.heartbeatType, bytes[t].elementsEqual("test_request".utf8) {
+                    submit(.heartbeatAnswer, "public/test", nil)
+                }
+            } else {
+                logger.debug("upstream notification ignored: \(String(decoding: bytes[m], as: UTF8.self))")
+            }
+            return
+        }
+        guard let idRange = scan.id, let id = JSONScalar.uint64(bytes, idRange) else {
+            // Deribit's error for an oversized frame has no id; the gateway never sends one.
+            logger.error("upstream response without a routable id: \(String(decoding: bytes.prefix(300), as: UTF8.self))")
+            return
+        }
+        guard let p = router.answered(id) else {
+            lateResponse(id, bytes, scan)
+            return
+        }
+        let seconds = Double(now &- p.sentAt) / 1e9
+        metrics.requestDuration.observe(seconds)
+        upstreamRTTMillis = seconds * 1000
+        complete(p, .response(bytes: bytes, scan: scan))
+    }
+
+    /// Delivers an outcome to whoever waits for it: the client is answered first, then the
+    /// order bookkeeping runs.
+    func complete(_ p: PendingRequest, _ outcome: UpstreamOutcome) {
+        switch p.owner {
+        case .gateway(let task):
+            taskAnswered(task, outcome)
+        case .client(let id, let originalID):
+            let s = sessions[id]
+            if let s {
+                s.pendingCount -= 1
+                switch outcome {
+                case .response(let bytes, let scan):
+                    // The client's id goes back byte-for-byte.
+                    s.send(bytes, replacing: scan.id!, with: originalID)
+                case .failed(let error):
+                    s.send(error.response(id: originalID))
+                }
+                endIfHTTP(s)
+            }
+            if p.method.createsOrders || p.method.isCancel, case .response(let bytes, let scan) = outcome, let r = scan.result {
+                let label = s?.label ?? orders.departedLabel(id) ?? "anonymous"
+                for cancel in orders.responded(client: id, label: label, method: p.method, bytes: bytes, result: r) {
+                    cancelForDisconnect(cancel)
+                }
+            }
+        }
+        if stopping { shutdownEvent { plan, t in plan.cancelsChanged(outstanding: self.cancelsOutstanding, now: t) } }
+    }
+
+    /// What an answer to the gateway's own request is for.
+    private func taskAnswered(_ task: GatewayTask, _ outcome: UpstreamOutcome) {
+        switch task {
+        case .session(let step, let generation):
+            stepAnswered(step, generation: generation, outcome)
+        case .heartbeatAnswer, .unsubscribe:
+            break
+        case .subscribe(let chunk, _):
+            apply(subscriptions.upstreamAnswered(chunk, outcome))
+        case .bookResyncUnsubscribed(let channel, let generation):
+            guard generation == session.generation, subscriptions.isActive(channel) else { return }
+            submit(.bookResyncSubscribed(channel: channel), subscribeMethod, .object([("channels", .strings([channel]))]), bucket: .subscribe)
+        case .bookResyncSubscribed(let channel):
+            if (outcome.stringArrayResult ?? []).isEmpty { logger.error("book \(channel): re-subscribe refused") }
+        case .cancelOnDisconnect(let orderID, let client, let label):
+            orders.cancelAnswered(orderID)
+            if let error = cancelError(outcome) {
+                // 11044 / 10004: it closed meanwhile. Otherwise Deribit's own cancel-on-disconnect
+                // covers a lost upstream.
+                logger.error("cancel-on-disconnect failed", metadata: ["client": "\(label)", "order_id": "\(orderID)", "conn.id": "\(client)", "error": "\(error)"])
+            }
+        case .reconcileOrders(let known):
+            guard case .response(let bytes, let scan) = outcome, let r = scan.result else { return }
+            let gone = orders.reconciled(known: known, result: r, of: bytes)
+            if gone > 0 { logger.info("forgot \(gone) orders closed while the upstream was away") }
+        }
+    }
+
+    private func cancelError(_ outcome: UpstreamOutcome) -> String? {
+        if case .response(_, let scan) = outcome, scan.error == nil { return nil }
+        return outcome.errorDescription
+    }
+
+    /// A response to a request that had timed out: only its order matters now.
+    private func lateResponse(_ id: UInt64, _ bytes: [UInt8], _ scan: JSONRPCScan) {
+        guard let late = orders.lateResponse(upstreamID: id), let r = scan.result else { return }
+        let label = sessions[late.client]?.label ?? orders.departedLabel(late.client) ?? "anonymous"
+        logger.notice("late order response", metadata: ["client": "\(label)", "conn.id": "\(late.client)", "method": "\(late.method.name.map { "\($0)" } ?? "?")"])
+        for cancel in orders.responded(client: late.client, label: label, method: late.method, bytes: bytes, result: r) {
+            cancelForDisconnect(cancel)
+        }
+    }
+
+    // MARK: subscriptions (SPEC §6.4)
+
+    var subscribeMethod: String { session.authenticated ? "private/subscribe" : "public/subscribe" }
+    var unsubscribeMethod: String { session.authenticated ? "private/unsubscribe" : "public/unsubscribe" }
+
+    func apply(_ effects: [SubscriptionEffect]) {
+        for effect in effects {
+            switch effect {
+            case .answer(let request, let channels, let snapshots):
+                guard let s = sessions[request.client] else { continue }
+                s.send(resultBytes(id: request.id, receivedAt: request.receivedAt, JSONValue.strings(channels).bytes))
+                for snapshot in snapshots { s.send(snapshot) }
+            case .answerFailure(let request, let outcome):
+                guard let s = sessions[request.client] else { continue }
+                switch outcome {
+                case .response(let bytes, let scan): s.send(JSONRPCSplice.replacing(scan.id!, in: bytes, with: request.id))
+                case .failed(let error): s.send(error.response(id: request.id))
+                }
+            case .subscribeUpstream(let chunk):
+                submit(.subscribe(chunk, generation: session.generation), subscribeMethod, .object([("channels", .strings(chunk))]),
+                       bucket: .subscribe, whenReady: true)
+            case .unsubscribeUpstream(let chunk):
+                submit(.unsubscribe, unsubscribeMethod, .object([("channels", .strings(chunk))]), bucket: .subscribe, whenReady: true)
+            case .warning(let text):
+                logger.warning("\(text)")
+            }
+        }
+    }
+
+    // MARK: notifications (the hot path)
+
+    func notification(_ bytes: [UInt8], _ scan: JSONRPCScan) {
+        guard let chRange = scan.channel, let entry = subscriptions.entry(named: bytes, chRange) else { return }
+        metrics.notifications += 1
+        if let book = entry.book {
+            switch book.apply(notification: bytes, scan: scan) {
+            case .forward:
+                break
+            case .drop:
+                return
+            case .gap:
+                // The chain broke: every holder gets a fresh snapshot after a re-subscribe.
+                logger.warning("book \(entry.name): change_id gap; re-subscribing")
+                submit(.bookResyncUnsubscribed(channel: entry.name, generation: session.generation), unsubscribeMethod,
+                       .object([("channels", .strings([entry.name]))]), bucket: .subscribe)
+                return
+            }
+        }
+        if entry.heldByGateway { orders.notification(bytes, scan: scan) }
+        let holders = entry.holders
+        guard !holders.isEmpty else { return }
+        // A local copy of the table: no exclusivity check per holder (a slow consumer closed on
+        // the way copies the table's storage once).
+        let table = sessions
+        if bytes.count <= Self.copiedNotificationBytes {
+            // Copied with its header into each holder's own reusable buffer: no allocation.
+            bytes.withUnsafeBytes { payload in
+                for h in holders { table[h]?.webSocket?.enqueueText(payload) }
+            }
+        } else {
+            // A large notification (a book snapshot) is framed once and shared by every holder.
+            let frame = WebSocketConnection.encodeTextFrame(bytes)
+            for h in holders { table[h]?.webSocket?.enqueueEncodedFrame(frame) }
+        }
+        for h in holders {
+            // Written once per client at the end of the upstream read (one write carries
+            // every frame of the batch).
+            guard let s = table[h], !s.needsFlush else { continue }
+            s.needsFlush = true
+            clientsToFlush.append(s)
+        }
+        metrics.framesSent += holders.count
+    }
+
+    /// Larger notifications are framed once and shared rather than copied per holder.
+    static let copiedNotificationBytes = 8 << 10
+
+    /// Writes what notifications queued for each client during one upstream read.
+    func flushClients() {
+        guard !clientsToFlush.isEmpty else { return }
+        for c in clientsToFlush {
+            c.needsFlush = false
+            if !c.closed { c.webSocket?.flush() }
+        }
+        clientsToFlush.removeAll(keepingCapacity: true)
+    }
+
+    // MARK: cancel-on-disconnect (SPEC §7)
+
+    /// Paced by the matching-engine credits like every cancel; sent ahead of clients' requests.
+    func cancelForDisconnect(_ cancel: OrderTracker.Cancel) {
+        logger.notice("cancel-on-disconnect", metadata: ["client": "\(cancel.label)", "order_id": "\(cancel.orderID)", "conn.id": "\(cancel.client)"])
+        metrics.codCancels[cancel.label, default: 0] += 1
+        orders.cancelSent()
+        submit(.cancelOnDisconnect(orderID: cancel.orderID, client: cancel.client, label: cancel.label), "private/cancel",
+               .object([("order_id", .string(cancel.orderID))]), bucket: .matchingEngine, whenReady: true)
+    }
+
+    /// Cancels in flight, plus order creations of flagged departed clients still waiting for
+    /// the upstream (their orders will need cancelling too).
+    var cancelsOutstanding: Int {
+        orders.cancelsInFlight + router.pendingRequests { p in
+            guard case .client(let id, _) = p.owner, p.method.createsOrders else { return false }
+            return orders.isDepartedCancelling(id)
+        }
+    }
+
+    // MARK: timers
+
+    /// Expires requests past `request_timeout_ms` and checks the upstream's liveness.
+    func sweep() {
+        let t = now
+        for (id, p, error) in router.expire(now: t) {
+            if p.sent, case .client(let client, _) = p.owner {
+                orders.requestTimedOut(upstreamID: id, client: client, method: p.method, now: t)
+            }
+            complete(p, .failed(error))
+        }
+        orders.expire(now: t)
+        perform(session.tick(now: t))
+    }
+}

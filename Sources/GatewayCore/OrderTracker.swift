@@ -1,0 +1,244 @@
+import JSONRPC
+
+/// Which client created which open order (SPEC §7). Pure bookkeeping, keyed by connection id;
+/// owned by the gateway and confined to its loop.
+///
+/// It learns of orders from the responses of order-creating methods and forgets them when a
+/// response or a `user.orders` notification shows them closed, so it holds only open orders.
+package struct OrderLedger: Sendable {
+    package init() {}
+
+    /// Open order id → the connection that created it.
+    package private(set) var owners: [String: UInt64] = [:]
+    /// Connection id → the open orders it created.
+    package private(set) var byConnection: [UInt64: Set<String>] = [:]
+    /// Ids seen closed lately: a creation response that arrives after the order's closing
+    /// notification must not bring it back. A ring, so memory stays bounded.
+    private var recentlyClosed: Set<String> = []
+    private var closedRing: [String] = []
+    private var ringNext = 0
+    package static let recentlyClosedCapacity = 4096
+
+    /// Deribit's order states in which an order can still trade.
+    package static func isLive(_ state: String) -> Bool {
+        state == "open" || state == "untriggered" || state == "triggered"
+    }
+
+    package func owner(of orderID: String) -> UInt64? { owners[orderID] }
+
+    package func orders(of connection: UInt64) -> Set<String> { byConnection[connection] ?? [] }
+
+    package var allOrders: Set<String> { Set(owners.keys) }
+
+    /// Records an open order. Returns false when it is already known closed.
+    @discardableResult
+    package mutating func opened(_ orderID: String, by connection: UInt64) -> Bool {
+        guard !recentlyClosed.contains(orderID) else { return false }
+        if let previous = owners[orderID], previous != connection {
+            byConnection[previous]?.remove(orderID)
+        }
+        owners[orderID] = connection
+        byConnection[connection, default: []].insert(orderID)
+        return true
+    }
+
+    /// The order is filled, cancelled or rejected: forget it. Returns its owner, if known.
+    @discardableResult
+    package mutating func closed(_ orderID: String) -> UInt64? {
+        if recentlyClosed.insert(orderID).inserted {
+            if closedRing.count < Self.recentlyClosedCapacity {
+                closedRing.append(orderID)
+            } else {
+                recentlyClosed.remove(closedRing[ringNext])
+                closedRing[ringNext] = orderID
+                ringNext = (ringNext + 1) % Self.recentlyClosedCapacity
+            }
+        }
+        guard let owner = owners.removeValue(forKey: orderID) else { return nil }
+        byConnection[owner]?.remove(orderID)
+        if byConnection[owner]?.isEmpty == true { byConnection[owner] = nil }
+        return owner
+    }
+
+    /// Stops following a connection's orders (its orders stay open at the exchange).
+    package mutating func release(_ connection: UInt64) {
+        for id in byConnection.removeValue(forKey: connection) ?? [] { owners[id] = nil }
+    }
+}
+
+/// Per-client cancel-on-disconnect's bookkeeping (SPEC §7): which client created which open
+/// order, what a disconnect must cancel, and which answers may still name orders of clients
+/// that are gone. Orders and their states are read with the JSON reader, in place.
+package struct OrderTracker: Sendable {
+    /// A cancel the runtime must send for a disconnected client's order.
+    package struct Cancel: Sendable, Equatable {
+        package let orderID: String
+        package let client: ClientID
+        package let label: String
+    }
+
+    /// An order-creating request that timed out: its late response still tells which order it made.
+    package struct LateRequest: Sendable {
+        package let client: ClientID
+        package let method: MethodTraits
+        package let deadline: Nanos
+    }
+
+    /// A client that has gone; answers for it may still arrive (late creation responses).
+    private struct Departed {
+        let label: String
+        let cancels: Bool
+        let until: Nanos
+    }
+
+    /// The gateway's own subscription that shows every order of the account closing.
+    package static let trackingChannel = "user.orders.any.any.raw"
+    /// How long a timed-out order request's late response is still awaited.
+    package static let lateResponseWindow: Nanos = 60_000_000_000
+    package static let maxLateRequests = 4096
+
+    package private(set) var ledger = OrderLedger()
+    private var late: [UInt64: LateRequest] = [:]
+    private var departed: [ClientID: Departed] = [:]
+    /// Cancels sent on a client's disconnect and not answered yet.
+    package private(set) var cancelsInFlight = 0
+
+    package init() {}
+
+    // MARK: reading orders
+
+    /// The orders a result shows: `order` (buy, sell, edit), `orders` (mass_quote), the
+    /// result itself (cancel), or an array of orders (get_open_orders).
+    package static func orders(inResult range: Range<Int>, of bytes: [UInt8]) -> [(id: String, live: Bool)] {
+        var objects: [Range<Int>] = []
+        if JSONScalar.kind(bytes, range.trimmingWhitespace(bytes)) == .array {
+            objects = JSONArrayReader.elements(inArray: range, of: bytes) ?? []
+        } else {
+            if let o = JSONObjectReader.member("order", inObject: range, of: bytes) { objects.append(o) }
+            if let list = JSONObjectReader.member("orders", inObject: range, of: bytes) {
+                objects += JSONArrayReader.elements(inArray: list, of: bytes) ?? []
+            }
+            if JSONObjectReader.member("order_id", inObject: range, of: bytes) != nil { objects.append(range) }
+        }
+        return objects.compactMap { order(at: $0, of: bytes) }
+    }
+
+    /// A `user.orders` notification's orders: `params.data`, one order or an array of them.
+    package static func orders(inNotification bytes: [UInt8], scan: JSONRPCScan) -> [(id: String, live: Bool)] {
+        guard let params = scan.params, let data = JSONObjectReader.member("data", inObject: params, of: bytes) else { return [] }
+        return orders(inResult: data, of: bytes)
+    }
+
+    private static func order(at range: Range<Int>, of bytes: [UInt8]) -> (id: String, live: Bool)? {
+        guard let idRange = JSONObjectReader.member("order_id", inObject: range, of: bytes),
+              let id = JSONScalar.string(bytes, idRange) else { return nil }
+        let state = JSONObjectReader.member("order_state", inObject: range, of: bytes).flatMap { JSONScalar.string(bytes, $0) }
+        return (id, OrderLedger.isLive(state ?? ""))
+    }
+
+    // MARK: events
+
+    /// The upstream answered `client`'s request to `method`: follow the orders it shows.
+    /// Returns the cancels due when the client has already gone with its flag on.
+    package mutating func responded(
+        client: ClientID, label: String, method: MethodTraits, bytes: [UInt8], result: Range<Int>
+    ) -> [Cancel] {
+        let creates = method.createsOrders
+        guard creates || method.isCancel else { return [] }
+        var cancels: [Cancel] = []
+        for o in Self.orders(inResult: result, of: bytes) {
+            if o.live {
+                guard creates else { continue }
+                // An edit keeps the order's creator; an order nobody claimed goes to its editor.
+                if method.isEdit, ledger.owner(of: o.id) != nil { continue }
+                guard ledger.opened(o.id, by: client.raw) else { continue }
+                if let gone = departed[client] {
+                    if gone.cancels {
+                        // The creation response arrived after the disconnect: cancel it now.
+                        cancels.append(Cancel(orderID: o.id, client: client, label: gone.label))
+                    } else {
+                        ledger.release(client.raw)
+                    }
+                }
+            } else {
+                ledger.closed(o.id)
+            }
+        }
+        return cancels
+    }
+
+    /// A notification of the gateway's own `user.orders` channel.
+    package mutating func notification(_ bytes: [UInt8], scan: JSONRPCScan) {
+        for o in Self.orders(inNotification: bytes, scan: scan) where !o.live {
+            ledger.closed(o.id)
+        }
+    }
+
+    /// A client's connection ended. With its flag on (and not by `private/logout`), every
+    /// open order it created is to be cancelled; otherwise they are no longer followed.
+    package mutating func clientDisconnected(_ client: ClientID, label: String, cancels: Bool, now: Nanos) -> [Cancel] {
+        departed[client] = Departed(label: label, cancels: cancels, until: now + Self.lateResponseWindow)
+        guard cancels else {
+            ledger.release(client.raw)
+            return []
+        }
+        return ledger.orders(of: client.raw).sorted().map { Cancel(orderID: $0, client: client, label: label) }
+    }
+
+    /// Whether `client` has gone with its flag on (its order creations still in flight count).
+    package func isDepartedCancelling(_ client: ClientID) -> Bool {
+        departed[client]?.cancels ?? false
+    }
+
+    /// The label of a client that has gone, for logs.
+    package func departedLabel(_ client: ClientID) -> String? { departed[client]?.label }
+
+    package mutating func cancelSent() { cancelsInFlight += 1 }
+
+    /// The exchange answered a cancel-on-disconnect cancel (or it failed): the order is not followed any more.
+    package mutating func cancelAnswered(_ orderID: String) {
+        cancelsInFlight -= 1
+        ledger.closed(orderID)
+    }
+
+    /// An order request timed out (-32001) after it was sent: the order may exist all the same.
+    package mutating func requestTimedOut(upstreamID: UInt64, client: ClientID, method: MethodTraits, now: Nanos) {
+        guard method.createsOrders else { return }
+        late = late.filter { $0.value.deadline > now }
+        guard late.count < Self.maxLateRequests else { return }
+        late[upstreamID] = LateRequest(client: client, method: method, deadline: now + Self.lateResponseWindow)
+    }
+
+    /// A response to a request that had timed out: only its order matters now.
+    package mutating func lateResponse(upstreamID: UInt64) -> LateRequest? {
+        late.removeValue(forKey: upstreamID)
+    }
+
+    /// The open orders the exchange reported after a reconnect: orders known before the query
+    /// and not among them closed while the upstream was away. Returns how many were forgotten.
+    package mutating func reconciled(known: Set<String>, result: Range<Int>, of bytes: [UInt8]) -> Int {
+        let open = Set(Self.orders(inResult: result, of: bytes).map(\.id))
+        let gone = known.subtracting(open)
+        for id in gone { ledger.closed(id) }
+        return gone.count
+    }
+
+    /// Forgets departed clients whose answers can no longer arrive.
+    package mutating func expire(now: Nanos) {
+        if departed.contains(where: { $0.value.until <= now }) {
+            departed = departed.filter { $0.value.until > now }
+        }
+    }
+}
+
+extension Range<Int> {
+    /// The span without the JSON whitespace around it.
+    func trimmingWhitespace(_ bytes: [UInt8]) -> Range<Int> {
+        var lo = lowerBound
+        var hi = upperBound
+        func isSpace(_ b: UInt8) -> Bool { b == 0x20 || b == 0x0A || b == 0x0D || b == 0x09 }
+        while lo < hi, isSpace(bytes[lo]) { lo += 1 }
+        while hi > lo, isSpace(bytes[hi - 1]) { hi -= 1 }
+        return lo..<hi
+    }
+}
