@@ -67,7 +67,7 @@ let package = Package(
         .testTarget(name: "GatewayCoreTests", dependencies: ["GatewayCore", "JSONRPC"]),
         .testTarget(name: "GatewayTests", dependencies: ["Gateway", "GatewayCore"]),
         .testTarget(name: "DeribitSimTests", dependencies: ["DeribitSim", "Transport", "TestSupport"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["Transport", "WebSocket", "JSONRPC", "TLS", "TestSupport"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["Gateway", "Transport", "WebSocket", "JSONRPC", "TLS", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -100,6 +100,40 @@ final class FrontDoorTests: XCTestCase {
         XCTAssertEqual(status, 503)
     }
 
+    /// docs/CONFIG.md: `max_clients` bounds WebSocket clients and HTTP JSON-RPC calls in flight
+    /// together; `max_message_bytes` bounds an HTTP body as it bounds a WebSocket message.
+    func testHTTPCallsCountAgainstMaxClientsAndMaxMessageBytes() throws {
+        let loop = makeLoop(.dispatch)
+        let a = try RPCClient(url: gw.wsURL, loop: loop)
+        _ = try a.call("public/test")
+        // One WebSocket client and one HTTP call fit under max_clients = 2.
+        XCTAssertEqual(try HTTPClient.request("GET", port: gw.port, path: "/api/v2/public/get_time").status, 200)
+        let b = try RPCClient(url: gw.wsURL, loop: loop)
+        _ = try b.call("public/test")
+        let refused = try HTTPClient.request("GET", port: gw.port, path: "/api/v2/public/get_time")
+        XCTAssertEqual(refused.status, 503, String(decoding: refused.body, as: UTF8.self))
+        XCTAssertTrue(String(decoding: refused.body, as: UTF8.self).contains("too many clients"))
+        // /health and /metrics stay reachable for ops.
+        XCTAssertEqual(try HTTPClient.request("GET", port: gw.port, path: "/metrics").status, 200)
+        b.close()
+        _ = try b.waitClosed()
+        try pollUntil("the gateway to count one client") {
+            try HTTPClient.request("GET", port: self.gw.port, path: "/api/v2/public/get_time").status == 200
+        }
+
+        let config = GatewayProcess.config(sim: sim, extra: ["limits": ["max_message_bytes": 1000]])
+        let small = try GatewayProcess(config: config)
+        defer { small.stop() }
+        try small.waitForHealth(200)
+        let padding = String(repeating: "x", count: 1200)
+        let big = try HTTPClient.request("POST", port: small.port, path: "/api/v2",
+                                         body: Array(#"{"jsonrpc":"2.0","id":1,"method":"public/test","params":{"pad":"\#(padding)"}}"#.utf8))
+        XCTAssertEqual(big.status, 413)
+        let fits = try HTTPClient.request("POST", port: small.port, path: "/api/v2",
+                                          body: Array(#"{"jsonrpc":"2.0","id":1,"method":"public/test","params":{}}"#.utf8))
+        XCTAssertEqual(fits.status, 200)
+    }
+
     func testHTTPJSONRPC() throws {
         let get = try HTTPClient.request("GET", port: gw.port, path: "/api/v2/public/get_time")
         XCTAssertEqual(get.status, 200)

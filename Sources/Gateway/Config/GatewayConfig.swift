@@ -195,7 +195,7 @@ public struct GatewayConfig: Sendable, Equatable {
 
     /// Resource limits (SPEC §8).
     public struct Limits: Sendable, Equatable {
-        /// Connected clients (WebSocket and HTTP) at once; the next gets 503.
+        /// WebSocket clients and HTTP JSON-RPC calls in flight, together; the next gets 503.
         public var maxClients: Int
         /// Largest WebSocket message or HTTP body a client may send.
         public var maxMessageBytes: Int

@@ -41,7 +41,7 @@ final class ClientSession: @unchecked Sendable {
     var closeReason: String?
     /// SPEC §6.2 heartbeat emulation, and the timer that drives it.
     var heartbeat = ClientHeartbeat()
-    var heartbeatTimer: ScheduledTask?
+    var heartbeatTimer: (any GatewayTimer)?
     /// The gateway-issued access token of this connection.
     var accessToken: String?
 
@@ -124,8 +124,11 @@ struct SessionTable {
     private var slots: [ClientSession?] = []
     private var generations: [UInt32] = []
     private var free: [Int] = []
-    /// WebSocket clients (HTTP calls are transient and not counted).
+    /// WebSocket clients.
     private(set) var webSocketCount = 0
+    /// HTTP JSON-RPC calls waiting for their answer.
+    var httpCallCount: Int { occupied - webSocketCount }
+    private var occupied = 0
 
     /// Takes a slot and makes the session that fills it.
     mutating func insert(_ make: (ClientID) -> ClientSession) -> ClientSession {
@@ -140,6 +143,7 @@ struct SessionTable {
         generations[slot] &+= 1
         let session = make(ClientID(slot: slot, generation: generations[slot]))
         slots[slot] = session
+        occupied += 1
         if session.link.isWebSocket { webSocketCount += 1 }
         return session
     }
@@ -154,6 +158,7 @@ struct SessionTable {
         guard let s = self[id] else { return }
         slots[id.slot] = nil
         free.append(id.slot)
+        occupied -= 1
         if s.link.isWebSocket { webSocketCount -= 1 }
     }
 

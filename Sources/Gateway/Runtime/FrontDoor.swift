@@ -22,9 +22,7 @@ extension Gateway {
             if stopping {
                 return .respond(jsonResponse(503, .object([("error", "shutting down")])))
             }
-            if sessions.webSocketCount >= config.limits.maxClients {
-                return .respond(jsonResponse(503, .object([("error", "too many clients")])))
-            }
+            if atClientLimit { return .respond(tooManyClients) }
             let limits = WebSocketLimits(
                 maxFrameBytes: config.limits.maxMessageBytes, maxMessageBytes: config.limits.maxMessageBytes,
                 maxBufferedBytes: config.limits.clientBufferBytes)
@@ -37,13 +35,21 @@ extension Gateway {
             headers.add(name: "Content-Type", value: "text/plain; version=0.0.4; charset=utf-8")
             return .respond(HTTPResponse(status: 200, headers: headers, body: Array(metricsText().utf8)))
         case ("POST", "/api/v2"), ("POST", "/api/v2/"):
+            if atClientLimit { return .respond(tooManyClients) }
             return httpCall(request.body, authorization: request.headers["Authorization"], connection: context.connectionID)
         case ("GET", let path) where path.hasPrefix("/api/v2/public/") || path.hasPrefix("/api/v2/private/"):
+            if atClientLimit { return .respond(tooManyClients) }
             return httpGetJSONRPC(request, context)
         default:
             return .respond(jsonResponse(404, .object([("error", "not found")])))
         }
     }
+
+    /// `limits.max_clients` bounds WebSocket clients and HTTP JSON-RPC calls in flight together
+    /// (/health and /metrics stay reachable for ops).
+    var atClientLimit: Bool { sessions.webSocketCount + sessions.httpCallCount >= config.limits.maxClients }
+
+    var tooManyClients: HTTPResponse { jsonResponse(503, .object([("error", "too many clients")])) }
 
     func jsonResponse(_ status: Int, _ body: JSONValue) -> HTTPResponse {
         jsonResponse(status, body.bytes)

@@ -17,6 +17,8 @@ import Transport
 public final class Gateway: @unchecked Sendable {
     public let config: GatewayConfig
     public let loop: EventLoop
+    /// Time and timers: the system clock in production, a manual one in tests.
+    let clock: any GatewayClock
     let logger: Logger
     let startedAt: Nanos
     public static let version = "0.1.0"
@@ -27,14 +29,14 @@ public final class Gateway: @unchecked Sendable {
     /// WebSocket connections whose transport has not closed yet (the shutdown waits for them).
     var openTransports = 0
     var httpCallCounter: UInt64 = 0
-    var sweepTimer: ScheduledTask?
+    var sweepTimer: (any GatewayTimer)?
 
     // The upstream (SPEC §6.5).
     var session: UpstreamSession
     var upstream: WebSocketConnection?
-    var reconnectTimer: ScheduledTask?
+    var reconnectTimer: (any GatewayTimer)?
     var router: RequestRouter
-    var creditTimer: ScheduledTask?
+    var creditTimer: (any GatewayTimer)?
     var creditTimerAt: Nanos?
     var upstreamRTTMillis: Double?
     let tlsContext: TLSContext?
@@ -56,16 +58,19 @@ public final class Gateway: @unchecked Sendable {
 
     // Graceful shutdown (SPEC §8).
     var shutdownPlan: ShutdownPlan?
-    var shutdownTimer: ScheduledTask?
+    var shutdownTimer: (any GatewayTimer)?
     var shutdownDone: (@Sendable () -> Void)?
     var stopping = false
+    /// Set when the shutdown finishes: the sweep does not re-arm.
+    var sweepStopped = false
 
-    public init(config: GatewayConfig, loop: EventLoop, logger: Logger, tlsContext: TLSContext? = nil) {
+    public init(config: GatewayConfig, loop: EventLoop, logger: Logger, tlsContext: TLSContext? = nil, clock: any GatewayClock = SystemClock()) {
         self.config = config
         self.loop = loop
+        self.clock = clock
         self.logger = logger
         self.tlsContext = tlsContext
-        let now = monotonicNanos()
+        let now = clock.now
         startedAt = now
         let up = config.upstream
         var s = UpstreamSession.Settings()
@@ -94,21 +99,36 @@ public final class Gateway: @unchecked Sendable {
         guard let address = SocketAddress(host: config.listen.host == "localhost" ? "127.0.0.1" : config.listen.host, port: Int(config.listen.port)) else {
             throw TransportError.invalidURL("listen \(config.listen)")
         }
-        let server = HTTPServer(address: address, loop: loop, limits: HTTPServerLimits()) { [unowned self] request, context in
+        // docs/CONFIG.md: `max_message_bytes` bounds an HTTP body as it bounds a WebSocket message.
+        let limits = HTTPServerLimits(parser: HTTPParserLimits(maxBodyBytes: config.limits.maxMessageBytes))
+        let server = HTTPServer(address: address, loop: loop, limits: limits) { [unowned self] request, context in
             self.route(request, context)
         }
         let bound = try server.start()
         self.server = server
-        sweepTimer = loop.scheduleRepeating(every: .milliseconds(Self.sweepMilliseconds)) { [weak self] in self?.sweep() }
+        armSweep()
         perform(session.start(now: now))
         return bound
     }
 
     /// How often request timeouts, departed clients and the upstream's liveness are checked.
-    static let sweepMilliseconds: Int64 = 50
+    static let sweepInterval: Nanos = .milliseconds(50)
 
     /// The one place the runtime reads the clock for the core.
-    var now: Nanos { monotonicNanos() }
+    var now: Nanos { clock.now }
+
+    /// Runs `work` on the loop at `deadline` (the clock's time).
+    func schedule(at deadline: Nanos, _ work: @escaping @Sendable () -> Void) -> any GatewayTimer {
+        clock.schedule(at: deadline, on: loop, work)
+    }
+
+    private func armSweep() {
+        sweepTimer = schedule(at: now + Self.sweepInterval) { [weak self] in
+            guard let self, !self.sweepStopped else { return }
+            self.sweep()
+            self.armSweep()
+        }
+    }
 
     // MARK: clients
 

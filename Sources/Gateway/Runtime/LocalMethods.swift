@@ -107,8 +107,7 @@ extension Gateway {
         s.heartbeatTimer?.cancel()
         s.heartbeatTimer = nil
         guard let at = s.heartbeat.nextWakeup, !s.closed else { return }
-        let t = now
-        s.heartbeatTimer = loop.schedule(after: .nanoseconds(Int64(at > t ? at - t : 0))) { [weak self, weak s] in
+        s.heartbeatTimer = schedule(at: at) { [weak self, weak s] in
             guard let self, let s, !s.closed else { return }
             switch s.heartbeat.timerFired(now: self.now) {
             case .none:

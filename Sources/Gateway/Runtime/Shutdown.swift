@@ -50,6 +50,7 @@ extension Gateway {
             case .finish(let unflushed, _):
                 shutdownTimer?.cancel()
                 sweepTimer?.cancel()
+                sweepStopped = true
                 creditTimer?.cancel()
                 logger.notice("shutdown complete", metadata: ["clients_unflushed": "\(unflushed)"])
                 shutdownDone?()
@@ -58,8 +59,7 @@ extension Gateway {
         }
         shutdownTimer?.cancel()
         if let at = shutdownPlan?.deadline {
-            let t = now
-            shutdownTimer = loop.schedule(after: .nanoseconds(Int64(at > t ? at - t : 0))) { [weak self] in
+            shutdownTimer = schedule(at: at) { [weak self] in
                 self?.shutdownEvent { plan, t in plan.timerFired(now: t) }
             }
         }

@@ -25,10 +25,8 @@ extension Gateway {
             logger.warning("upstream \(reason) (\(session.lastError ?? "")); reconnecting")
             upstream?.abort(reason: reason)
         case .armReconnect(let at):
-            let t = now
-            let delay = at > t ? at - t : 0
             reconnectTimer?.cancel()
-            reconnectTimer = loop.schedule(after: .nanoseconds(Int64(delay))) { [weak self] in
+            reconnectTimer = schedule(at: at) { [weak self] in
                 guard let self else { return }
                 self.perform(self.session.reconnectDue(now: self.now))
             }
@@ -230,8 +228,7 @@ extension Gateway {
         if let armed = creditTimerAt, armed <= at { return }
         creditTimer?.cancel()
         creditTimerAt = at
-        let t = now
-        creditTimer = loop.schedule(after: .nanoseconds(Int64(at > t ? at - t : 0))) { [weak self] in
+        creditTimer = schedule(at: at) { [weak self] in
             guard let self else { return }
             self.creditTimerAt = nil
             self.carryOut(self.router.due(now: self.now))
