@@ -31,11 +31,11 @@ final class InProcessGateway: @unchecked Sendable {
         // an interval of an hour keeps the upstream's silence check out of the way.
         config.upstream.heartbeatIntervalSeconds = 3600
         config.clients = Self.clients
-        if let kind = ProcessInfo.processInfo.environment["E2E_EVENT_LOOP"], let k = GatewayConfig.EventLoopKind(rawValue: kind) {
+        if let kind = ProcessInfo.processInfo.environment["E2E_EVENT_LOOP"], let k = EventLoopKind(rawValue: kind) {
             config.transport.eventLoop = k
         }
         configure(&config)
-        loop = test.makeLoop(config.transport.eventLoop == .epoll ? .epoll : .dispatch)
+        loop = test.makeLoop(config.transport.eventLoop)
         var logger = Logger(label: "in-process-gateway")
         logger.logLevel = .critical
         let gateway = Gateway(config: config, loop: loop, logger: logger, clock: clock)

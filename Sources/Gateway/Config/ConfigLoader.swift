@@ -1,4 +1,5 @@
 import Foundation
+import Transport
 
 /// Every problem found in a configuration, each naming its key path
 /// (`upstream.credits.max: expected an integer, got string`). The loader reports
@@ -222,11 +223,11 @@ struct ConfigDecoder {
         if let transportValue = root["transport"],
            let transport = object(transportValue, at: root.path.key("transport"), keys: ["event_loop"]),
            let name = string(transport, "event_loop") {
-            if let kind = GatewayConfig.EventLoopKind(rawValue: name) {
+            if let kind = EventLoopKind(rawValue: name) {
                 config.transport.eventLoop = kind
             } else {
                 report(transport.path.key("event_loop"),
-                       "must be one of \(GatewayConfig.EventLoopKind.allCases.map(\.rawValue).joined(separator: ", ")), got \"\(name)\"")
+                       "must be one of \(EventLoopKind.allCases.map(\.rawValue).joined(separator: ", ")), got \"\(name)\"")
             }
         }
     }

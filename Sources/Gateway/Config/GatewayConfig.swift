@@ -1,3 +1,5 @@
+import Transport
+
 /// The gateway's configuration (SPEC §4), validated and with every secret resolved
 /// from the environment.
 ///
@@ -210,17 +212,13 @@ public struct GatewayConfig: Sendable, Equatable {
     }
 
     public struct Transport: Sendable, Equatable {
+        /// How sockets are driven: DispatchSources on a serial queue, or an epoll thread
+        /// (Transport's own `EventLoopKind`).
         public var eventLoop: EventLoopKind
 
         public init(eventLoop: EventLoopKind = .dispatch) {
             self.eventLoop = eventLoop
         }
-    }
-
-    /// How sockets are driven: DispatchSources on a serial queue, or an epoll thread.
-    public enum EventLoopKind: String, Sendable, Equatable, CaseIterable {
-        case dispatch
-        case epoll
     }
 }
 

@@ -133,6 +133,7 @@ public final class Gateway: @unchecked Sendable {
     // MARK: clients
 
     func clientConnected(_ ws: WebSocketConnection) {
+        loop.assertInEventLoop()
         let s = sessions.insert { ClientSession(id: $0, webSocket: ws, scope: config.anonymousScope, logger: logger) }
         openTransports += 1
         ws.onText = { [unowned self] _, bytes in self.clientMessage(s, bytes) }
@@ -185,6 +186,7 @@ public final class Gateway: @unchecked Sendable {
     // MARK: client messages (SPEC §6.1)
 
     func clientMessage(_ s: ClientSession, _ bytes: [UInt8], httpDefaultID: Bool = false) {
+        loop.assertInEventLoop()
         guard !s.closed else { return }
         var bytes = bytes
         var scan: JSONRPCScan

@@ -5,8 +5,7 @@ import Transport
 /// Runs the gateway until SIGINT/SIGTERM.
 public enum GatewayMain {
     public static func run(config: GatewayConfig, logger: Logger) throws -> Never {
-        let kind: EventLoopKind = config.transport.eventLoop == .epoll ? .epoll : .dispatch
-        let loop = EventLoop(kind: kind, label: "deribit-gateway")
+        let loop = EventLoop(kind: config.transport.eventLoop, label: "deribit-gateway")
         let gateway = Gateway(config: config, loop: loop, logger: logger)
         for notice in config.notices { logger.notice("\(notice)") }
         let started = DispatchSemaphore(value: 0)

@@ -238,6 +238,7 @@ extension Gateway {
     // MARK: receiving
 
     func upstreamMessage(_ bytes: [UInt8]) {
+        loop.assertInEventLoop()
         session.received(now: now)
         let scan: JSONRPCScan
         do throws(JSONRPCScanError) {
