@@ -1,0 +1,201 @@
+@testable import GatewayCore
+import JSONRPC
+import XCTest
+
+/// SPEC §7: which client created which open order, and what its disconnect must cancel.
+final class OrderTrackerTests: XCTestCase {
+    private let alice = client(1)
+    private let bob = client(2)
+
+    // MARK: helpers
+
+    private func order(_ id: String, _ state: String = "open") -> String {
+        #"{"order_id":"\#(id)","order_state":"\#(state)","instrument_name":"BTC-PERPETUAL","amount":10,"label":"x"}"#
+    }
+
+    /// `private/buy`'s result: the order and its trades.
+    private func placed(_ id: String, _ state: String = "open") -> String { #"{"order":\#(order(id, state)),"trades":[]}"# }
+
+    private func response(_ resultJSON: String) throws -> ([UInt8], Range<Int>) {
+        let bytes = Array(#"{"jsonrpc":"2.0","id":1,"result":\#(resultJSON),"usIn":1,"usOut":2,"usDiff":1,"testnet":true}"#.utf8)
+        return (bytes, try XCTUnwrap(try JSONRPCScanner.scan(bytes).result))
+    }
+
+    private func orders(_ resultJSON: String) throws -> [String] {
+        let (bytes, range) = try response(resultJSON)
+        return OrderTracker.orders(inResult: range, of: bytes).map { "\($0.id) \($0.live ? "live" : "closed")" }
+    }
+
+    @discardableResult
+    private func respond(
+        _ t: inout OrderTracker, _ c: ClientID, _ method: String, _ resultJSON: String, label: String = "alpha"
+    ) throws -> [OrderTracker.Cancel] {
+        let (bytes, range) = try response(resultJSON)
+        return t.responded(client: c, label: label, method: MethodPolicy.traits(of: method), bytes: bytes, result: range)
+    }
+
+    private func notify(_ t: inout OrderTracker, data: String) throws {
+        let bytes = Array(#"{"jsonrpc":"2.0","method":"subscription","params":{"channel":"user.orders.any.any.raw","data":\#(data)}}"#.utf8)
+        t.notification(bytes, scan: try JSONRPCScanner.scan(bytes))
+    }
+
+    private func cancel(_ id: String, _ c: ClientID, _ label: String = "alpha") -> OrderTracker.Cancel {
+        OrderTracker.Cancel(orderID: id, client: c, label: label)
+    }
+
+    // MARK: reading orders
+
+    func testOrdersInEveryShapeOfResult() throws {
+        XCTAssertEqual(try orders(placed("A")), ["A live"], "buy, sell, edit")
+        XCTAssertEqual(try orders(placed("A", "filled")), ["A closed"])
+        XCTAssertEqual(try orders(#"{"orders":[\#(order("Q1")),\#(order("Q2", "filled"))],"errors":[]}"#), ["Q1 live", "Q2 closed"], "mass_quote")
+        XCTAssertEqual(try orders(order("A", "cancelled")), ["A closed"], "cancel: the order itself")
+        XCTAssertEqual(try orders("[\(order("A")),\(order("B", "untriggered")),\(order("C", "triggered")),\(order("D", "rejected"))]"),
+                       ["A live", "B live", "C live", "D closed"], "get_open_orders: an array")
+        XCTAssertEqual(try orders("[]"), [])
+        XCTAssertEqual(try orders("3"), [], "cancel_all: a count")
+        XCTAssertEqual(try orders(#"{"order":{"order_state":"open"}}"#), [], "no order_id, nothing to follow")
+        XCTAssertEqual(try orders(#"{"order":{"order_id":"A\u0042","order_state":"open"}}"#), ["AB live"], "escapes decoded")
+    }
+
+    func testOrdersWithWhitespaceAroundEverything() throws {
+        XCTAssertEqual(try orders(" {\n \"order\" : { \"order_id\" : \"A\" ,\t\"order_state\" : \"open\" } , \"trades\" : [ ] } "), ["A live"])
+        let array = Array("  [ {\"order_id\":\"A\",\"order_state\":\"open\"} ,\n {\"order_id\":\"B\",\"order_state\":\"filled\"} ]  ".utf8)
+        XCTAssertEqual(OrderTracker.orders(inResult: 0..<array.count, of: array).map(\.id), ["A", "B"])
+        XCTAssertEqual(OrderTracker.orders(inResult: 0..<array.count, of: array).map(\.live), [true, false])
+    }
+
+    // MARK: following orders
+
+    func testResponsesRecordOpenOrdersAndClosedStatesForgetThem() throws {
+        var t = OrderTracker()
+        XCTAssertEqual(try respond(&t, alice, "private/buy", placed("A")), [])
+        try respond(&t, alice, "private/sell", placed("B"))
+        try respond(&t, alice, "private/buy", placed("C", "filled"))
+        try respond(&t, alice, "private/mass_quote", #"{"orders":[\#(order("Q"))]}"#)
+        XCTAssertEqual(t.ledger.owner(of: "A"), alice.raw)
+        XCTAssertEqual(t.ledger.orders(of: alice.raw), ["A", "B", "Q"], "a filled order is never followed")
+
+        try respond(&t, bob, "private/cancel", order("A", "cancelled"))
+        XCTAssertEqual(t.ledger.orders(of: alice.raw), ["B", "Q"], "whoever cancelled it, it is closed")
+        try respond(&t, alice, "private/get_open_orders", "[\(order("Z"))]")
+        XCTAssertNil(t.ledger.owner(of: "Z"), "reading orders creates none")
+        try respond(&t, alice, "private/cancel", order("B"))
+        XCTAssertEqual(t.ledger.owner(of: "B"), alice.raw, "a cancel that shows the order still open changes nothing")
+    }
+
+    func testAnEditNeverMovesAnOrderToTheEditor() throws {
+        var t = OrderTracker()
+        try respond(&t, alice, "private/buy", placed("A"))
+        try respond(&t, bob, "private/edit", placed("A"))
+        try respond(&t, bob, "private/edit_by_label", placed("A"))
+        XCTAssertEqual(t.ledger.owner(of: "A"), alice.raw)
+        try respond(&t, bob, "private/edit", placed("U"))
+        XCTAssertEqual(t.ledger.owner(of: "U"), bob.raw, "an order nobody claimed goes to its editor")
+        try respond(&t, bob, "private/edit", placed("A", "filled"))
+        XCTAssertNil(t.ledger.owner(of: "A"))
+    }
+
+    func testUserOrdersNotificationsCloseOrders() throws {
+        var t = OrderTracker()
+        for id in ["A", "B", "C"] { try respond(&t, alice, "private/buy", placed(id)) }
+        try notify(&t, data: order("A", "filled"))
+        XCTAssertEqual(t.ledger.allOrders, ["B", "C"])
+        try notify(&t, data: "[\(order("B", "cancelled")),\(order("C")),\(order("N"))]")
+        XCTAssertEqual(t.ledger.allOrders, ["C"], "an open order in a notification is neither closed nor adopted")
+        try respond(&t, alice, "private/buy", placed("A"))
+        XCTAssertNil(t.ledger.owner(of: "A"), "a creation response after the closing notification does not revive it")
+    }
+
+    // MARK: disconnects
+
+    func testADisconnectWithTheFlagCancelsOnlyItsOwnOpenOrders() throws {
+        var t = OrderTracker()
+        for id in ["B", "A", "C"] { try respond(&t, alice, "private/buy", placed(id)) }
+        try respond(&t, bob, "private/buy", placed("D"))
+        try notify(&t, data: order("C", "filled"))
+        XCTAssertEqual(t.clientDisconnected(alice, label: "alpha", cancels: true, now: 0), [cancel("A", alice), cancel("B", alice)])
+        XCTAssertEqual(t.ledger.owner(of: "D"), bob.raw, "other clients' orders are untouched")
+        XCTAssertTrue(t.isDepartedCancelling(alice))
+        XCTAssertFalse(t.isDepartedCancelling(bob))
+
+        t.cancelSent()
+        t.cancelSent()
+        XCTAssertEqual(t.cancelsInFlight, 2)
+        t.cancelAnswered("A")
+        XCTAssertEqual(t.cancelsInFlight, 1)
+        XCTAssertEqual(t.ledger.orders(of: alice.raw), ["B"])
+    }
+
+    func testADisconnectWithoutTheFlagLeavesTheOrdersOpenAndStopsFollowingThem() throws {
+        var t = OrderTracker()
+        try respond(&t, alice, "private/buy", placed("A"))
+        XCTAssertEqual(t.clientDisconnected(alice, label: "alpha", cancels: false, now: 0), [])
+        XCTAssertNil(t.ledger.owner(of: "A"))
+        XCTAssertEqual(t.departedLabel(alice), "alpha")
+    }
+
+    func testACreationResponseAfterTheDisconnectOfAFlaggedClientIsCancelled() throws {
+        var t = OrderTracker()
+        XCTAssertEqual(t.clientDisconnected(alice, label: "alpha", cancels: true, now: 0), [])
+        XCTAssertEqual(try respond(&t, alice, "private/buy", placed("A"), label: "ignored"), [cancel("A", alice)],
+                       "cancelled under the label it left with")
+        XCTAssertEqual(try respond(&t, alice, "private/mass_quote", #"{"orders":[\#(order("Q1")),\#(order("Q2", "filled"))]}"#),
+                       [cancel("Q1", alice)])
+        XCTAssertEqual(try respond(&t, alice, "private/buy", placed("F", "filled")), [], "nothing open, nothing to cancel")
+    }
+
+    func testACreationResponseAfterTheDisconnectOfAnUnflaggedClientIsReleased() throws {
+        var t = OrderTracker()
+        XCTAssertEqual(t.clientDisconnected(alice, label: "alpha", cancels: false, now: 0), [])
+        XCTAssertEqual(try respond(&t, alice, "private/buy", placed("A")), [])
+        XCTAssertNil(t.ledger.owner(of: "A"))
+        XCTAssertTrue(t.ledger.allOrders.isEmpty)
+    }
+
+    func testADepartedClientIsForgottenAfterTheLateResponseWindow() throws {
+        var t = OrderTracker()
+        _ = t.clientDisconnected(alice, label: "alpha", cancels: true, now: 0)
+        t.expire(now: OrderTracker.lateResponseWindow - 1)
+        XCTAssertTrue(t.isDepartedCancelling(alice))
+        t.expire(now: OrderTracker.lateResponseWindow)
+        XCTAssertFalse(t.isDepartedCancelling(alice))
+        XCTAssertNil(t.departedLabel(alice))
+    }
+
+    // MARK: timeouts and reconnects
+
+    func testATimedOutOrderRequestsLateResponseStillCancelsForADepartedClient() throws {
+        var t = OrderTracker()
+        t.requestTimedOut(upstreamID: 7, client: alice, method: MethodPolicy.traits(of: "private/buy"), now: 0)
+        t.requestTimedOut(upstreamID: 8, client: alice, method: MethodPolicy.traits(of: "public/get_time"), now: 0)
+        XCTAssertNil(t.lateResponse(upstreamID: 8), "only order-creating requests matter late")
+        _ = t.clientDisconnected(alice, label: "alpha", cancels: true, now: 1 * second)
+
+        let late = try XCTUnwrap(t.lateResponse(upstreamID: 7))
+        XCTAssertEqual(late.client, alice)
+        XCTAssertEqual(late.deadline, OrderTracker.lateResponseWindow)
+        XCTAssertNil(t.lateResponse(upstreamID: 7), "taken once")
+        let (bytes, range) = try response(placed("L"))
+        XCTAssertEqual(t.responded(client: late.client, label: "alpha", method: late.method, bytes: bytes, result: range), [cancel("L", alice)])
+    }
+
+    func testLateRequestsAreForgottenAfterTheirWindow() {
+        var t = OrderTracker()
+        let buy = MethodPolicy.traits(of: "private/buy")
+        t.requestTimedOut(upstreamID: 7, client: alice, method: buy, now: 0)
+        t.requestTimedOut(upstreamID: 9, client: bob, method: buy, now: OrderTracker.lateResponseWindow)
+        XCTAssertNil(t.lateResponse(upstreamID: 7))
+        XCTAssertEqual(t.lateResponse(upstreamID: 9)?.client, bob)
+    }
+
+    func testReconciliationForgetsOrdersThatClosedWhileTheUpstreamWasAway() throws {
+        var t = OrderTracker()
+        for id in ["A", "B", "C"] { try respond(&t, alice, "private/buy", placed(id)) }
+        let known = t.ledger.allOrders
+        try respond(&t, bob, "private/buy", placed("D"))  // placed after the query was sent
+        let (bytes, range) = try response("[\(order("A")),\(order("D"))]")
+        XCTAssertEqual(t.reconciled(known: known, result: range, of: bytes), 2)
+        XCTAssertEqual(t.ledger.allOrders, ["A", "D"])
+    }
+}
