@@ -27,6 +27,14 @@ package struct MethodTraits: Sendable {
     package var isCancel = false
     /// `private/edit…`: an edited order keeps its creator (SPEC §7).
     package var isEdit = false
+    /// Subscribe and unsubscribe requests: split into upstream requests (SPEC §6.4), so not
+    /// bound by the 32,000-byte rule of SPEC §6.1.
+    package var isSplit: Bool {
+        switch local {
+        case .publicSubscribe?, .privateSubscribe?, .unsubscribe?: return true
+        default: return false
+        }
+    }
     /// The name, for the methods listed in `MethodPolicy` (every order-creating one): logs only.
     package var name: StaticString?
 }

@@ -83,9 +83,12 @@ package struct RequestRouter {
         client: ClientID, originalID: [UInt8], bytes: [UInt8], scan: JSONRPCScan, method: MethodTraits,
         clientPending: Int, now: Nanos
     ) -> Forwarded {
+        // SPEC §6.1: counted as the client sent it, as Deribit would count it.
+        guard bytes.count <= Settings.maxUpstreamRequestBytes else { return .refused(.requestTooLarge) }
         guard clientPending < settings.maxPendingPerClient else { return .refused(.tooManyPendingRequests) }
         let id = pending.nextID
         JSONRPCSplice.replacingID(in: bytes, scan: scan, with: id, removingAccessToken: true, into: &spliceBuffer)
+        // A short client id replaced by a long upstream one can still push it over.
         guard spliceBuffer.count <= Settings.maxUpstreamRequestBytes else { return .refused(.requestTooLarge) }
         let bucket: CreditBucket = method.isMatchingEngine ? .matchingEngine : .standard
         if link == .ready {

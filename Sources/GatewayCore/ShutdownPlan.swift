@@ -32,7 +32,10 @@ package struct ShutdownPlan: Sendable {
         package var cancelWait: Nanos = .milliseconds(2_500)
         /// How long the upstream's close after `private/logout` is awaited.
         package var logoutWait: Nanos = .milliseconds(1_000)
-        /// The whole shutdown, so that a supervisor's SIGKILL (often 5 s after SIGTERM) never comes first.
+        /// When the flush of the clients' close frames gives up, counted from the start, so that
+        /// a supervisor's SIGKILL (often 5 s after SIGTERM) never comes first. The logout always
+        /// gets its own wait (an aborted upstream would let Deribit cancel every order), so keep
+        /// `cancelWait + logoutWait` within it.
         package var total: Nanos = .milliseconds(4_000)
 
         package init() {}

@@ -130,6 +130,9 @@ package struct SubscriptionRegistry {
         var accepted: [String] = []
         for ch in requested where seen.insert(ch).inserted {
             if ch.hasPrefix("user.") && !isPrivate { continue }  // Deribit: private channels need private/subscribe
+            // No upstream request could carry it (SPEC §6.1): refused, as Deribit refuses a
+            // channel it does not know.
+            if Self.jsonSize(ch) > Self.maxChannelBytesPerUpstreamRequest { continue }
             if !scope.covers(MethodPolicy.requiredScope(forChannel: ch)) {
                 if ch.hasSuffix(".raw") && !ch.hasPrefix("user.") { return .failure(.rawSubscriptionsNotAvailable) }
                 continue
@@ -297,7 +300,7 @@ package struct SubscriptionRegistry {
         var cur: [String] = []
         var size = 0
         for ch in list {
-            let add = ch.utf8.count + 3  // quotes and a comma
+            let add = jsonSize(ch)
             if !cur.isEmpty && (cur.count >= maxChannelsPerUpstreamRequest || size + add > maxChannelBytesPerUpstreamRequest) {
                 out.append(cur)
                 cur = []
@@ -308,6 +311,11 @@ package struct SubscriptionRegistry {
         }
         if !cur.isEmpty { out.append(cur) }
         return out
+    }
+
+    /// A channel's bytes in the request as written: quoted, escapes included, and a comma.
+    static func jsonSize(_ channel: String) -> Int {
+        JSONRPCWire.quoted(channel).count + 1
     }
 
     // MARK: inside

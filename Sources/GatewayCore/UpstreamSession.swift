@@ -200,14 +200,17 @@ package struct UpstreamSession {
         return .becomeReady
     }
 
-    /// Exponential from `reconnect_min_ms` to `reconnect_max_ms`, with jitter over the upper half
-    /// so that a fleet of gateways does not reconnect in step.
+    /// Exponential from `reconnect_min_ms` to `reconnect_max_ms` with jitter: attempt n waits a
+    /// uniform time in [base, 2 × base), base = min × 2ⁿ, capped at the max. The first retry is
+    /// spread too, so that a fleet of gateways that lost the exchange together does not come back
+    /// in step.
     private mutating func backoff(now: Nanos) -> Action {
         guard state != .stopped else { return .none }
         state = .backoff
-        let base = min(Double(settings.reconnectMax), Double(settings.reconnectMin) * Double(1 << min(attempt, 30)))
-        let jitter = 0.5 + 0.5 * Double(random.next() >> 11) / Double(1 << 53)
-        let delay = max(Double(settings.reconnectMin), base * jitter)
+        let maxDelay = Double(settings.reconnectMax)
+        let base = min(maxDelay, Double(settings.reconnectMin) * Double(1 << min(attempt, 30)))
+        let jitter = Double(random.next() >> 11) / Double(1 << 53)
+        let delay = max(Double(settings.reconnectMin), min(maxDelay, base * (1 + jitter)))
         attempt += 1
         let at = now + UInt64(delay)
         reconnectAt = at

@@ -182,6 +182,17 @@ final class GatewayCoreRoutingTests: XCTestCase {
         XCTAssertEqual((big.obj["error"] as? [String: Any])?["message"] as? String, "request entity too large")
         XCTAssertEqual(responseIDBytes(big.bytes).map(utf8String), #""big-1""#)
 
+        // SPEC §6.1: whatever the method, local ones included, as the client sent it: a token
+        // the gateway would strip does not make it fit.
+        let local = try reply(rawRequestText(id: "77", "public/hello", #"{"client_name":"\#(pad)"}"#))
+        XCTAssertEqual(rpcErrorCode(local.obj), -32600, utf8String(local.bytes))
+        XCTAssertEqual(responseIDBytes(local.bytes).map(utf8String), "77")
+        let token = String(repeating: "t", count: 200)
+        let stripped = String(repeating: "s", count: 32_000 - rawRequestText(id: "78", "public/status", #"{"access_token":"\#(token)","pad":""}"#).utf8.count + 1)
+        let shrinks = rawRequestText(id: "78", "public/status", #"{"access_token":"\#(token)","pad":"\#(stripped)"}"#)
+        XCTAssertEqual(shrinks.utf8.count, 32_001)
+        XCTAssertEqual(rpcErrorCode(try reply(shrinks).obj), -32600)
+
         // Just under the limit goes through.
         let under = String(repeating: "q", count: 31_800)
         let small = try reply(rawRequestText(id: #""under-1""#, "public/status", #"{"pad":"\#(under)"}"#))

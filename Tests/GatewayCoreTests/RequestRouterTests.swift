@@ -128,13 +128,19 @@ final class RequestRouterTests: XCTestCase {
 
     func testNothingOver32000BytesGoesUpstream() throws {
         var r = readyRouter()
-        // `"abc"` becomes `1`: the upstream sees 4 bytes fewer than the client sent.
-        func sized(_ upstreamBytes: Int) -> String {
-            let empty = request(#""abc""#, params: #"{"pad":""}"#)
-            return request(#""abc""#, params: #"{"pad":"\#(String(repeating: "p", count: upstreamBytes + 4 - empty.utf8.count))"}"#)
+        // Ten requests answered: the next upstream id is 11, so the client's `1` grows by a byte.
+        for k in 1...10 {
+            XCTAssertEqual(try forward(&r, request("1"), now: 0), "send " + upstream(UInt64(k)))
+            XCTAssertNotNil(r.answered(UInt64(k)))
         }
-        XCTAssertEqual(try forward(&r, sized(32_000), now: 0), "send 32000 bytes")
-        XCTAssertEqual(try forward(&r, sized(32_001), now: 0), "refused -32600 request entity too large")
+        func sized(_ clientBytes: Int) -> String {
+            let empty = request("1", params: #"{"pad":""}"#)
+            return request("1", params: #"{"pad":"\#(String(repeating: "p", count: clientBytes - empty.utf8.count))"}"#)
+        }
+        XCTAssertEqual(sized(31_999).utf8.count, 31_999)
+        XCTAssertEqual(try forward(&r, sized(31_999), now: 0), "send 32000 bytes")
+        // Within the limit as sent, over it once spliced: still never sent.
+        XCTAssertEqual(try forward(&r, sized(32_000), now: 0), "refused -32600 request entity too large")
         XCTAssertEqual(r.pendingRequests { _ in true }, 1)
     }
 

@@ -209,28 +209,35 @@ final class UpstreamSessionTests: XCTestCase {
         return out
     }
 
-    func testBackoffGrowsExponentiallyWithJitterInTheUpperHalfUpToTheMax() {
+    func testBackoffGrowsExponentiallyWithJitterUpToTheMax() {
         let min = 200 * millisecond
         let max = 10_000 * millisecond
         for seed in UInt64(0)..<300 {
             for (attempt, delay) in delays(seed: seed, failures: 12).enumerated() {
                 let base = Swift.min(max, min << UInt64(attempt))
-                XCTAssertGreaterThanOrEqual(delay, Swift.max(min, base / 2), "seed \(seed) attempt \(attempt)")
-                XCTAssertLessThanOrEqual(delay, base, "seed \(seed) attempt \(attempt)")
+                XCTAssertGreaterThanOrEqual(delay, base, "seed \(seed) attempt \(attempt)")
+                XCTAssertLessThanOrEqual(delay, Swift.min(max, 2 * base), "seed \(seed) attempt \(attempt)")
             }
         }
     }
 
-    func testJitterSpreadsOverTheUpperHalf() {
-        // Attempt 3: base 1.6 s, delays in [0.8 s, 1.6 s).
+    func testJitterSpreadsEveryAttemptTheFirstIncluded() {
+        // The first retry: in [0.2 s, 0.4 s), not every gateway at 0.2 s.
+        let first = (UInt64(0)..<300).map { delays(seed: $0, failures: 1)[0] }
+        XCTAssertGreaterThan(Set(first).count, 250, "not in step")
+        XCTAssertTrue(first.contains { $0 < 250 * millisecond } && first.contains { $0 > 350 * millisecond })
+        // Attempt 3: base 1.6 s, delays in [1.6 s, 3.2 s).
         let third = (UInt64(0)..<300).map { delays(seed: $0, failures: 4)[3] }
         XCTAssertGreaterThan(Set(third).count, 250, "not in step")
-        XCTAssertTrue(third.contains { $0 < 1_000 * millisecond }, "reaches the bottom of the upper half")
-        XCTAssertTrue(third.contains { $0 > 1_400 * millisecond }, "reaches the top")
-        // Capped: every delay from attempt 6 on is in [5 s, 10 s].
+        XCTAssertTrue(third.contains { $0 < 1_800 * millisecond }, "reaches the bottom")
+        XCTAssertTrue(third.contains { $0 > 3_000 * millisecond }, "reaches the top")
+        // Capped: from attempt 6 on (base 12.8 s) every delay is the 10 s max.
         let late = (UInt64(0)..<50).flatMap { delays(seed: $0, failures: 20).dropFirst(6) }
-        XCTAssertTrue(late.allSatisfy { $0 >= 5 * second && $0 <= 10 * second })
-        XCTAssertTrue(late.contains { $0 > 9 * second })
+        XCTAssertTrue(late.allSatisfy { $0 == 10 * second })
+        // Attempt 5 (base 6.4 s): spread up to the cap.
+        let fifth = (UInt64(0)..<300).map { delays(seed: $0, failures: 6)[5] }
+        XCTAssertTrue(fifth.allSatisfy { $0 >= 6_400 * millisecond && $0 <= 10 * second })
+        XCTAssertTrue(fifth.contains { $0 < 8 * second } && fifth.contains { $0 == 10 * second })
     }
 
     func testTheSameSeedGivesTheSameDelays() {
@@ -243,9 +250,9 @@ final class UpstreamSessionTests: XCTestCase {
         settings.reconnectMin = 1_000 * millisecond
         settings.reconnectMax = 3_000 * millisecond
         let d = delays(seed: 7, failures: 8, settings)
-        XCTAssertEqual(d[0], 1 * second)
+        XCTAssertTrue(d[0] >= 1 * second && d[0] < 2 * second, "\(d)")
         XCTAssertTrue(d.allSatisfy { $0 >= 1 * second && $0 <= 3 * second }, "\(d)")
-        XCTAssertTrue(d.dropFirst(2).allSatisfy { $0 >= 1_500 * millisecond }, "capped at 3 s, jitter over its upper half")
+        XCTAssertTrue(d.dropFirst(2).allSatisfy { $0 == 3 * second }, "capped at 3 s")
     }
 
     func testReadyResetsTheAttempts() throws {
@@ -263,7 +270,8 @@ final class UpstreamSessionTests: XCTestCase {
         _ = s.answered(.hello, generation: s.generation, try upstreamResponse(hello), now: now)
         XCTAssertEqual(s.answered(.setHeartbeat, generation: s.generation, try upstreamResponse(ok), now: now), .becomeReady)
         XCTAssertEqual(s.attempt, 0)
-        XCTAssertEqual(s.closed("reset by peer", now: now), .armReconnect(at: now + 200 * millisecond), "back to the minimum")
+        guard case .armReconnect(let at) = s.closed("reset by peer", now: now) else { return XCTFail("no reconnect") }
+        XCTAssertTrue(at - now >= 200 * millisecond && at - now < 400 * millisecond, "back to the first attempt's [min, 2 × min)")
         XCTAssertEqual(s.lastError, "reset by peer")
     }
 
@@ -276,8 +284,8 @@ final class UpstreamSessionTests: XCTestCase {
         _ = s.connected(now: first)
         guard case .armReconnect(let again) = s.closed("reset", now: first) else { return XCTFail() }
         XCTAssertEqual(s.attempt, 2, "never ready: the attempts add up")
-        XCTAssertGreaterThanOrEqual(again - first, 200 * millisecond)
-        XCTAssertLessThan(again - first, 400 * millisecond)
+        XCTAssertGreaterThanOrEqual(again - first, 400 * millisecond, "the second attempt's base")
+        XCTAssertLessThan(again - first, 800 * millisecond)
     }
 
     func testReconnectDueBeforeItsTimeRearms() {

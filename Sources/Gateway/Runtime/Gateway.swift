@@ -188,6 +188,7 @@ public final class Gateway: @unchecked Sendable {
     func clientMessage(_ s: ClientSession, _ bytes: [UInt8], httpDefaultID: Bool = false) {
         loop.assertInEventLoop()
         guard !s.closed else { return }
+        let receivedBytes = bytes.count
         var bytes = bytes
         var scan: JSONRPCScan
         do throws(JSONRPCScanError) {
@@ -212,6 +213,12 @@ public final class Gateway: @unchecked Sendable {
             ? MethodPolicy.traits(of: JSONStringDecoder.decode(bytes[methodRange]) ?? "")
             : bytes.withUnsafeBytes { MethodPolicy.traits(of: UnsafeRawBufferPointer(rebasing: $0[methodRange])) }
         let request = ClientRequest(session: s, id: idBytes, method: method, bytes: bytes, scan: scan, receivedAt: wallMicros())
+        // SPEC §6.1: over 32,000 bytes as the client sent it, whatever the method, except the
+        // subscriptions, which are split.
+        if receivedBytes > RequestRouter.Settings.maxUpstreamRequestBytes && !method.isSplit {
+            refuse(request, .requestTooLarge)
+            return
+        }
         if let local = method.local {
             answerLocally(request, local)
             return
