@@ -134,6 +134,18 @@ public final class SimExchange {
         }
     }
 
+    /// Sends a `test_request` now to every heartbeat connection not already awaiting an answer,
+    /// as if its interval had just passed: the same answer rule follows (interval + grace).
+    public func testRequestNow(nowMicros: UInt64) -> [SimEffect] {
+        var effects: [SimEffect] = []
+        for conn in connections.values.sorted(by: { $0.id < $1.id }) where conn.heartbeatMicros != nil && conn.testRequestSentAt == nil {
+            conn.testRequestSentAt = nowMicros
+            conn.nextTestRequestAt = nowMicros + conn.heartbeatMicros!
+            effects.append(.send(conn.id, Self.testRequestFrame))
+        }
+        return effects
+    }
+
     public func tick(nowMicros: UInt64) -> [SimEffect] {
         var effects: [SimEffect] = []
         // Heartbeats (public/set_heartbeat): a test_request every interval; an unanswered one

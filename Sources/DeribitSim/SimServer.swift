@@ -73,6 +73,10 @@ public final class SimServerInstance: @unchecked Sendable {
             // A stalled exchange neither sends test_requests nor hangs up on clients that stop answering.
             exchange.setHeartbeatsPaused(stopAnswering, nowMicros: now)
             return .respond(json(200, Array("{\"stop_answering\":\(stopAnswering)}".utf8)))
+        case ("POST", "/sim/fault/test_request"):
+            let effects = exchange.testRequestNow(nowMicros: now)
+            perform(effects, delayed: false)
+            return .respond(json(200, Array("{\"sent\":\(effects.count)}".utf8)))
         case ("POST", "/sim/fault/delay"):
             delayMillis = max(0, Int(queryValue(request, "ms") ?? "0") ?? 0)
             return .respond(json(200, Array("{\"delay_ms\":\(delayMillis)}".utf8)))
