@@ -128,6 +128,17 @@ package struct CreditModel: Sendable {
         }
     }
 
+    /// How long a request of the gateway's own (no reserve) would wait in `bucket` now.
+    package mutating func delay(_ bucket: CreditBucket, now: Nanos) -> Nanos {
+        let cost: Double
+        switch bucket {
+        case .standard: cost = Double(settings.defaultCost)
+        case .subscribe: cost = Double(settings.subscribeCost)
+        case .matchingEngine: cost = 1
+        }
+        return withBucket(bucket) { b in UInt64(b.secondsUntilAvailable(cost, now: now) * 1e9) }
+    }
+
     /// Whole credits left in `bucket` now (for /metrics).
     package mutating func available(_ bucket: CreditBucket, now: Nanos) -> Double {
         withBucket(bucket) { b in

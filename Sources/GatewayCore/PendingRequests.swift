@@ -93,6 +93,17 @@ package struct PendingRequests {
         return all
     }
 
+    /// When the longest-waiting request that went out on the socket was sent: the upstream's
+    /// liveness is judged by answers (SPEC §8).
+    package var oldestSentAt: UInt64? {
+        var oldest: UInt64?
+        for k in 0..<Int(nextID - firstID) {
+            guard let p = slots[(head + k) & (slots.count - 1)], p.sent else { continue }
+            if oldest.map({ p.sentAt < $0 }) ?? true { oldest = p.sentAt }
+        }
+        return oldest
+    }
+
     /// The pending requests, oldest first.
     package var values: [PendingRequest] {
         (0..<Int(nextID - firstID)).compactMap { slots[(head + $0) & (slots.count - 1)] }
@@ -144,8 +155,14 @@ package enum GatewayTask: Sendable, Equatable {
     /// snapshot (SPEC §6.4).
     case bookResyncUnsubscribed(channel: String, generation: Int)
     case bookResyncSubscribed(channel: String)
-    /// SPEC §7: a disconnected client's order.
-    case cancelOnDisconnect(orderID: String, client: ClientID, label: String)
+    /// SPEC §7: a disconnected client's order: its cancel, or the check of its state after an
+    /// ambiguous answer (`CancelQueue`).
+    case cancelOnDisconnect(orderID: String)
+    case cancelCheck(orderID: String)
+    /// A probe of the upstream's liveness: any answer will do (SPEC §8).
+    case probe
+    /// SPEC §7: the state of an order the ledger held that closed while the upstream was away.
+    case reconcileOrderState(orderID: String)
     /// SPEC §7: orders the ledger held when the upstream became ready.
     case reconcileOrders(known: Set<String>)
 }
@@ -158,6 +175,8 @@ package struct PendingRequest: Sendable {
     /// Written to the upstream socket (not just queued for readiness or credits).
     package var sent = false
     package let deadline: Nanos
+    /// What an order-creating client request asked for (SPEC §7: found again if its answer is lost).
+    package var intent: OrderIntent?
 
     package init(owner: PendingOwner, method: MethodTraits, sentAt: Nanos, deadline: Nanos) {
         self.owner = owner
@@ -185,6 +204,13 @@ package enum UpstreamOutcome: Sendable {
         case .response(let bytes, let scan):
             return scan.error.map { String(decoding: bytes[$0], as: UTF8.self) }
         }
+    }
+
+    /// Deribit's error code, when the response is an error.
+    package var errorCode: Int? {
+        guard case .response(let bytes, let scan) = self, let e = scan.error,
+              let c = JSONObjectReader.member("code", inObject: e, of: bytes), let code = JSONScalar.double(bytes, c) else { return nil }
+        return Int(exactly: code)
     }
 
     /// The result as an array of strings (a subscribe answer), if it is one.

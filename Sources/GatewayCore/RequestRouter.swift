@@ -81,7 +81,7 @@ package struct RequestRouter {
     /// removed in one pass (SPEC §6.3), then sent, queued or refused.
     package mutating func forward(
         client: ClientID, originalID: [UInt8], bytes: [UInt8], scan: JSONRPCScan, method: MethodTraits,
-        clientPending: Int, now: Nanos
+        clientPending: Int, intent: OrderIntent? = nil, now: Nanos
     ) -> Forwarded {
         // SPEC §6.1: counted as the client sent it, as Deribit would count it.
         guard bytes.count <= Settings.maxUpstreamRequestBytes else { return .refused(.requestTooLarge) }
@@ -96,16 +96,16 @@ package struct RequestRouter {
             case .refuse:
                 return .refused(.tooManyRequests(reason: nil))
             case .sendNow:
-                add(.client(client, originalID: originalID), method, now, sent: true)
+                add(.client(client, originalID: originalID), method, now, sent: true, intent: intent)
                 return .send(spliceBuffer)
             case .sendAt(let t):
-                add(.client(client, originalID: originalID), method, now, sent: false)
+                add(.client(client, originalID: originalID), method, now, sent: false, intent: intent)
                 waitingForCredits.append(Queued(id: id, bytes: spliceBuffer, bucket: bucket, keepsReserve: true, needsReady: true, sendAt: t))
                 return .queued
             }
         }
         // SPEC §6.5: wait up to request_timeout_ms for the upstream.
-        add(.client(client, originalID: originalID), method, now, sent: false)
+        add(.client(client, originalID: originalID), method, now, sent: false, intent: intent)
         waitingForLink.append(Queued(id: id, bytes: spliceBuffer, bucket: bucket, keepsReserve: true, needsReady: true))
         return .queued
     }
@@ -200,6 +200,15 @@ package struct RequestRouter {
         pending.values.reduce(0) { $0 + (include($1) ? 1 : 0) }
     }
 
+    /// How long the gateway's own next request in `bucket` would wait for credits (0: none).
+    /// The cancel queue hands out work only as far ahead as the credits allow.
+    package mutating func creditDelay(_ bucket: CreditBucket, now: Nanos) -> Nanos {
+        credits.delay(bucket, now: now)
+    }
+
+    /// When the longest-waiting request on the socket was sent (SPEC §8: liveness from answers).
+    package var oldestUnansweredSentAt: Nanos? { pending.oldestSentAt }
+
     /// Whole credits left in a bucket (for /metrics).
     package mutating func creditsAvailable(_ bucket: CreditBucket, now: Nanos) -> Double {
         credits.available(bucket, now: now)
@@ -208,9 +217,10 @@ package struct RequestRouter {
     // MARK: inside
 
     @discardableResult
-    private mutating func add(_ owner: PendingOwner, _ method: MethodTraits, _ now: Nanos, sent: Bool) -> UInt64 {
+    private mutating func add(_ owner: PendingOwner, _ method: MethodTraits, _ now: Nanos, sent: Bool, intent: OrderIntent? = nil) -> UInt64 {
         var request = PendingRequest(owner: owner, method: method, sentAt: now, deadline: now + settings.requestTimeout)
         request.sent = sent
+        request.intent = intent
         return pending.add(request)
     }
 

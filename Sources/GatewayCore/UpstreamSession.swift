@@ -16,6 +16,8 @@ package struct UpstreamSession {
     /// The handshake's requests, in order (SPEC §6.5), and the token refresh.
     package enum Step: String, Sendable, Equatable {
         case hello, auth, setHeartbeat, enableCancelOnDisconnect, refresh
+        /// `public/test` of the gateway's own while ready: an answer proves the link (SPEC §8).
+        case probe
     }
 
     package enum Action: Sendable, Equatable {
@@ -42,6 +44,14 @@ package struct UpstreamSession {
         /// SPEC §7: `upstream.cancel_on_disconnect` enables Deribit's own, connection scope.
         package var cancelOnDisconnect = true
 
+        /// SPEC §8: liveness comes from answers. A request (or the gateway's own probe) sent and
+        /// unanswered for this long while the connection is up makes /health 503 and the
+        /// gateway reconnect. See `answerTimeout(requestTimeout:heartbeatIntervalSeconds:)`.
+        package var answerTimeout: Nanos = .milliseconds(20_000)
+        /// How often the gateway sends its own probe while ready; 0 turns it off. The runtime
+        /// sets it to the heartbeat interval.
+        package var probeInterval: Nanos = 0
+
         /// Deribit sends a `test_request` every interval: this many intervals of silence mean a dead link.
         package static let silentIntervals: UInt64 = 3
         /// A token that lives longer than this is refreshed this long before it expires; a
@@ -52,6 +62,13 @@ package struct UpstreamSession {
         package static let defaultTokenLifetime: Double = 900
 
         package init() {}
+
+        /// The liveness bound: the longer of `request_timeout_ms` and two heartbeat intervals.
+        /// A slow answer first times out (-32001, the request is ambiguous); only a link that
+        /// answers nothing for this long is dead.
+        package static func answerTimeout(requestTimeout: Nanos, heartbeatIntervalSeconds: Int) -> Nanos {
+            max(requestTimeout, 2 * UInt64(heartbeatIntervalSeconds) * 1_000_000_000)
+        }
 
         var heartbeatNanos: Nanos { UInt64(heartbeatIntervalSeconds) * 1_000_000_000 }
     }
@@ -68,8 +85,11 @@ package struct UpstreamSession {
     package private(set) var attempt = 0
     package private(set) var reconnectAt: Nanos?
     package private(set) var refreshAt: Nanos?
-    /// The last thing that went wrong, for logs and /health.
+    /// The last thing that went wrong, and when, for logs and /health (cleared when ready).
     package private(set) var lastError: String?
+    package private(set) var lastErrorAt: Nanos?
+    /// When the next probe is due while ready.
+    package private(set) var probeAt: Nanos?
     /// Never logged.
     private var refreshToken: String?
     private var random: SplitMix64
@@ -91,7 +111,7 @@ package struct UpstreamSession {
 
     package mutating func connectFailed(_ reason: String, now: Nanos) -> Action {
         guard state == .connecting else { return .none }
-        lastError = reason
+        record(reason, now: now)
         return backoff(now: now)
     }
 
@@ -117,7 +137,7 @@ package struct UpstreamSession {
             return settings.hasCredentials ? .send(.auth) : .send(.setHeartbeat)
         case .auth, .refresh:
             guard let token = outcome.resultString("access_token"), !token.isEmpty else {
-                lastError = (step == .auth ? "authentication failed: " : "token refresh failed: ") + (outcome.errorDescription ?? "no access_token")
+                record((step == .auth ? "authentication failed: " : "token refresh failed: ") + (outcome.errorDescription ?? "no access_token"), now: now)
                 return .close(reason: lastError!)
             }
             authenticated = true
@@ -129,19 +149,24 @@ package struct UpstreamSession {
             return step == .auth ? .send(.setHeartbeat) : .none
         case .setHeartbeat:
             if settings.cancelOnDisconnect && authenticated { return .send(.enableCancelOnDisconnect) }
-            return becomeReady()
+            return becomeReady(now: now)
         case .enableCancelOnDisconnect:
-            return becomeReady()
+            return becomeReady(now: now)
+        case .probe:
+            return .none
         }
     }
 
     /// The connection closed, whoever closed it.
     package mutating func closed(_ reason: String, now: Nanos) -> Action {
         guard state == .authenticating || state == .ready else { return .none }
-        lastError = reason
+        // The gateway's own reason for closing (silence, no answers, failed auth) says more
+        // than the close itself.
+        if lastError == nil { record(reason, now: now) }
         connectedAt = nil
         authenticated = false
         refreshAt = nil
+        probeAt = nil
         refreshToken = nil
         return backoff(now: now)
     }
@@ -153,18 +178,29 @@ package struct UpstreamSession {
         return connect()
     }
 
-    /// Periodic check: token refresh and liveness.
-    package mutating func tick(now: Nanos) -> Action {
+    /// Periodic check: token refresh, the probe, and liveness. `oldestUnanswered` is when the
+    /// longest-waiting request on the socket was sent (nil: none waits).
+    package mutating func tick(now: Nanos, oldestUnanswered: Nanos? = nil) -> Action {
         guard state == .authenticating || state == .ready else { return .none }
+        // SPEC §8: liveness comes from answers, not from market data that keeps flowing.
+        if let sent = oldestUnanswered, now > sent, now - sent >= settings.answerTimeout {
+            lastMessageAt = now
+            record("no answer from the upstream for \((now - sent) / 1_000_000) ms", now: now)
+            return .abort(reason: "upstream not answering")
+        }
         // Deribit sends a test_request every interval: silence means a dead link.
         if let last = lastMessageAt, now > last, now - last > Settings.silentIntervals * settings.heartbeatNanos {
             lastMessageAt = now
-            lastError = "silent for \(Settings.silentIntervals * UInt64(settings.heartbeatIntervalSeconds)) s"
+            record("silent for \(Settings.silentIntervals * UInt64(settings.heartbeatIntervalSeconds)) s", now: now)
             return .abort(reason: "heartbeat timeout")
         }
         if state == .ready, let at = refreshAt, now >= at, refreshToken != nil {
             refreshAt = nil
             return .send(.refresh)
+        }
+        if state == .ready, let at = probeAt, now >= at {
+            probeAt = now + settings.probeInterval
+            return .send(.probe)
         }
         return .none
     }
@@ -186,6 +222,11 @@ package struct UpstreamSession {
 
     // MARK: inside
 
+    private mutating func record(_ reason: String, now: Nanos) {
+        lastError = reason
+        lastErrorAt = now
+    }
+
     private mutating func connect() -> Action {
         state = .connecting
         generation += 1
@@ -193,10 +234,12 @@ package struct UpstreamSession {
         return .connect
     }
 
-    private mutating func becomeReady() -> Action {
+    private mutating func becomeReady(now: Nanos) -> Action {
         state = .ready
         attempt = 0
         lastError = nil
+        lastErrorAt = nil
+        probeAt = settings.probeInterval > 0 ? now + settings.probeInterval : nil
         return .becomeReady
     }
 

@@ -86,7 +86,7 @@ final class InProcessGateway: @unchecked Sendable {
     func stop() {
         let gateway = self.gateway
         let stopped = Waiter<Void>()
-        loop.execute { gateway.shutdown { stopped.fulfil(()) } }
+        loop.execute { gateway.shutdown { _ in stopped.fulfil(()) } }
         // The shutdown's bounds are on the manual clock: move it past them.
         for _ in 0..<50 where (try? stopped.wait("", timeout: 0.05)) == nil {
             try? advance(seconds: 1)

@@ -91,7 +91,8 @@ final class OrderTrackerTests: XCTestCase {
         try respond(&t, bob, "private/edit_by_label", placed("A"))
         XCTAssertEqual(t.ledger.owner(of: "A"), alice.raw)
         try respond(&t, bob, "private/edit", placed("U"))
-        XCTAssertEqual(t.ledger.owner(of: "U"), bob.raw, "an order nobody claimed goes to its editor")
+        XCTAssertNil(t.ledger.owner(of: "U"), "SPEC §7: not even an order nobody holds (its creator logged out) goes to its editor")
+        XCTAssertEqual(t.clientDisconnected(bob, label: "bravo", cancels: true, now: 0), [], "so the editor's disconnect cancels nothing")
         try respond(&t, bob, "private/edit", placed("A", "filled"))
         XCTAssertNil(t.ledger.owner(of: "A"))
     }
@@ -119,12 +120,8 @@ final class OrderTrackerTests: XCTestCase {
         XCTAssertTrue(t.isDepartedCancelling(alice))
         XCTAssertFalse(t.isDepartedCancelling(bob))
 
-        t.cancelSent()
-        t.cancelSent()
-        XCTAssertEqual(t.cancelsInFlight, 2)
-        t.cancelAnswered("A")
-        XCTAssertEqual(t.cancelsInFlight, 1)
-        XCTAssertEqual(t.ledger.orders(of: alice.raw), ["B"])
+        t.cancelSettled("A")
+        XCTAssertEqual(t.ledger.orders(of: alice.raw), ["B"], "a confirmed cancel leaves the ledger")
     }
 
     func testADisconnectWithoutTheFlagLeavesTheOrdersOpenAndStopsFollowingThem() throws {
@@ -167,8 +164,8 @@ final class OrderTrackerTests: XCTestCase {
 
     func testATimedOutOrderRequestsLateResponseStillCancelsForADepartedClient() throws {
         var t = OrderTracker()
-        t.requestTimedOut(upstreamID: 7, client: alice, method: MethodPolicy.traits(of: "private/buy"), now: 0)
-        t.requestTimedOut(upstreamID: 8, client: alice, method: MethodPolicy.traits(of: "public/get_time"), now: 0)
+        t.requestTimedOut(upstreamID: 7, client: alice, method: MethodPolicy.traits(of: "private/buy"), intent: nil, now: 0)
+        t.requestTimedOut(upstreamID: 8, client: alice, method: MethodPolicy.traits(of: "public/get_time"), intent: nil, now: 0)
         XCTAssertNil(t.lateResponse(upstreamID: 8), "only order-creating requests matter late")
         _ = t.clientDisconnected(alice, label: "alpha", cancels: true, now: 1 * second)
 
@@ -183,8 +180,8 @@ final class OrderTrackerTests: XCTestCase {
     func testLateRequestsAreForgottenAfterTheirWindow() {
         var t = OrderTracker()
         let buy = MethodPolicy.traits(of: "private/buy")
-        t.requestTimedOut(upstreamID: 7, client: alice, method: buy, now: 0)
-        t.requestTimedOut(upstreamID: 9, client: bob, method: buy, now: OrderTracker.lateResponseWindow)
+        t.requestTimedOut(upstreamID: 7, client: alice, method: buy, intent: nil, now: 0)
+        t.requestTimedOut(upstreamID: 9, client: bob, method: buy, intent: nil, now: OrderTracker.lateResponseWindow)
         XCTAssertNil(t.lateResponse(upstreamID: 7))
         XCTAssertEqual(t.lateResponse(upstreamID: 9)?.client, bob)
     }
@@ -195,7 +192,7 @@ final class OrderTrackerTests: XCTestCase {
         let known = t.ledger.allOrders
         try respond(&t, bob, "private/buy", placed("D"))  // placed after the query was sent
         let (bytes, range) = try response("[\(order("A")),\(order("D"))]")
-        XCTAssertEqual(t.reconciled(known: known, result: range, of: bytes), 2)
+        XCTAssertEqual(t.reconcile(known: known, result: range, of: bytes).closed, ["B", "C"])
         XCTAssertEqual(t.ledger.allOrders, ["A", "D"])
     }
 }

@@ -219,7 +219,7 @@ final class RequestRouterTests: XCTestCase {
         XCTAssertEqual(try forward(&r, request("5"), now: 0), "queued")
         // Ten cancels: far beyond the clients' 250 ms bound, each is booked a later time.
         for k in 0..<10 {
-            let task = GatewayTask.cancelOnDisconnect(orderID: "O\(k)", client: client(9), label: "alpha")
+            let task = GatewayTask.cancelCheck(orderID: "O\(k)")
             XCTAssertNil(r.submit(task, method: "private/get_order_state", params: Array(#"{"order_id":"O\#(k)"}"#.utf8), now: 0))
         }
         XCTAssertEqual(r.nextCreditTime, 71 * millisecond)

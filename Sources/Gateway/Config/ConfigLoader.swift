@@ -185,7 +185,7 @@ struct ConfigDecoder {
 
     mutating func decodeRoot(_ value: ConfigJSON, into config: inout GatewayConfig) {
         guard let root = object(value, at: .root, keys: [
-            "listen", "upstream", "clients", "anonymous_scope", "allowed_origins", "limits", "transport",
+            "listen", "upstream", "clients", "anonymous_scope", "allowed_origins", "limits", "transport", "shutdown",
         ]) else { return }
 
         if let text = string(root, "listen") {
@@ -219,6 +219,11 @@ struct ConfigDecoder {
                 limits, "max_message_bytes", default: config.limits.maxMessageBytes, minimum: 1)
             config.limits.clientBufferBytes = integer(
                 limits, "client_buffer_bytes", default: config.limits.clientBufferBytes, minimum: 1)
+        }
+        if let shutdownValue = root["shutdown"],
+           let shutdown = object(shutdownValue, at: root.path.key("shutdown"), keys: ["cancel_wait_ms"]) {
+            config.shutdown.cancelWaitMilliseconds = integer(
+                shutdown, "cancel_wait_ms", default: config.shutdown.cancelWaitMilliseconds, minimum: 0)
         }
         if let transportValue = root["transport"],
            let transport = object(transportValue, at: root.path.key("transport"), keys: ["event_loop"]),

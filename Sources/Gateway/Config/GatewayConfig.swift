@@ -19,6 +19,7 @@ public struct GatewayConfig: Sendable, Equatable {
     public var allowedOrigins: [String]
     public var limits: Limits
     public var transport: Transport
+    public var shutdown: Shutdown
 
     public init(
         listen: ListenAddress = .defaultAddress,
@@ -27,7 +28,8 @@ public struct GatewayConfig: Sendable, Equatable {
         anonymousScope: Scope = .public,
         allowedOrigins: [String] = [],
         limits: Limits = Limits(),
-        transport: Transport = Transport()
+        transport: Transport = Transport(),
+        shutdown: Shutdown = Shutdown()
     ) {
         self.listen = listen
         self.upstream = upstream
@@ -36,6 +38,7 @@ public struct GatewayConfig: Sendable, Equatable {
         self.allowedOrigins = allowedOrigins
         self.limits = limits
         self.transport = transport
+        self.shutdown = shutdown
     }
 
     /// No upstream credentials: only public methods and channels work (SPEC §4).
@@ -208,6 +211,18 @@ public struct GatewayConfig: Sendable, Equatable {
             self.maxClients = maxClients
             self.maxMessageBytes = maxMessageBytes
             self.clientBufferBytes = clientBufferBytes
+        }
+    }
+
+    /// Graceful shutdown (SPEC §8).
+    public struct Shutdown: Sendable, Equatable {
+        /// How long SIGTERM waits for the exchange to confirm the cancels of flagged clients'
+        /// orders before it logs out upstream; orders still open then are logged and the exit
+        /// status is `GatewayMain.exitOrdersLeftOpen`.
+        public var cancelWaitMilliseconds: Int
+
+        public init(cancelWaitMilliseconds: Int = 10_000) {
+            self.cancelWaitMilliseconds = cancelWaitMilliseconds
         }
     }
 

@@ -51,6 +51,7 @@ public final class Gateway: @unchecked Sendable {
     // Subscriptions (SPEC §6.4) and cancel-on-disconnect (SPEC §7).
     var subscriptions = SubscriptionRegistry()
     var orders = OrderTracker()
+    var cancels = CancelQueue()
 
     // Local tokens (SPEC §6.2 public/auth).
     var accessTokens: [String: String] = [:]
@@ -59,7 +60,7 @@ public final class Gateway: @unchecked Sendable {
     // Graceful shutdown (SPEC §8).
     var shutdownPlan: ShutdownPlan?
     var shutdownTimer: (any GatewayTimer)?
-    var shutdownDone: (@Sendable () -> Void)?
+    var shutdownDone: (@Sendable (Int32) -> Void)?
     var stopping = false
     /// Set when the shutdown finishes: the sweep does not re-arm.
     var sweepStopped = false
@@ -79,6 +80,9 @@ public final class Gateway: @unchecked Sendable {
         s.reconnectMax = .milliseconds(up.reconnectMaxMilliseconds)
         s.hasCredentials = up.credentials != nil
         s.cancelOnDisconnect = up.cancelOnDisconnect
+        s.answerTimeout = UpstreamSession.Settings.answerTimeout(
+            requestTimeout: .milliseconds(up.requestTimeoutMilliseconds), heartbeatIntervalSeconds: up.heartbeatIntervalSeconds)
+        s.probeInterval = .milliseconds(up.heartbeatIntervalSeconds * 1000)
         session = UpstreamSession(s, seed: UInt64.random(in: 0...UInt64.max))
         var r = RequestRouter.Settings()
         r.requestTimeout = .milliseconds(up.requestTimeoutMilliseconds)
@@ -157,9 +161,7 @@ public final class Gateway: @unchecked Sendable {
         metrics.clientDisconnects[reason, default: 0] += 1
         s.logger.info("client disconnected", metadata: ["client": "\(s.label)", "reason": "\(reason)", "close": "\(event)"])
         apply(subscriptions.releaseAll(of: s.id, gone: true))
-        for cancel in orders.clientDisconnected(s.id, label: s.label, cancels: s.cancelsOnDisconnect, now: now) {
-            cancelForDisconnect(cancel)
-        }
+        enqueueCancels(orders.clientDisconnected(s.id, label: s.label, cancels: s.cancelsOnDisconnect, now: now))
     }
 
     func disconnectReason(_ s: ClientSession, _ event: WebSocketCloseEvent) -> String {

@@ -4,6 +4,10 @@ import Transport
 
 /// Runs the gateway until SIGINT/SIGTERM.
 public enum GatewayMain {
+    /// SPEC §8: the exit status of a graceful shutdown that ended with orders of flagged
+    /// clients still open (their cancels unconfirmed within `shutdown.cancel_wait_ms`).
+    public static let exitOrdersLeftOpen: Int32 = 3
+
     public static func run(config: GatewayConfig, logger: Logger) throws -> Never {
         let loop = EventLoop(kind: config.transport.eventLoop, label: "deribit-gateway")
         let gateway = Gateway(config: config, loop: loop, logger: logger)
@@ -31,7 +35,7 @@ public enum GatewayMain {
             s.setEventHandler {
                 logger.notice("signal \(sig): shutting down")
                 loop.execute {
-                    gateway.shutdown { exit(0) }
+                    gateway.shutdown { status in exit(status) }
                 }
             }
             s.resume()

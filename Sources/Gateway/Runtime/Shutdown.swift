@@ -8,7 +8,7 @@ extension Gateway {
     /// Deribit's own cancel-on-disconnect spares the orders of clients without the flag; wait
     /// until the close frames to clients are flushed; then `done` (which exits). The phases are
     /// `ShutdownPlan`'s; this carries out its actions.
-    public func shutdown(done: @escaping @Sendable () -> Void) {
+    public func shutdown(done: @escaping @Sendable (_ exitStatus: Int32) -> Void) {
         loop.assertInEventLoop()
         guard !stopping else { return }
         let t = now
@@ -25,7 +25,10 @@ extension Gateway {
         }
         // Made once every client is closed: the cancels are sent and counted, and the closes of
         // transports still flushing arrive as events.
-        shutdownPlan = ShutdownPlan(now: t, cancelsOutstanding: cancelsOutstanding, clientsOpen: openTransports,
+        var bounds = ShutdownPlan.Bounds()
+        bounds.cancelWait = .milliseconds(config.shutdown.cancelWaitMilliseconds)
+        bounds.total = bounds.cancelWait + bounds.logoutWait + Self.shutdownFlushWait
+        shutdownPlan = ShutdownPlan(bounds: bounds, now: t, cancelsOutstanding: cancelsOutstanding, clientsOpen: openTransports,
                                     upstreamOpen: upstream != nil)
         shutdownEvent { plan, t in plan.begin(now: t) }
     }
@@ -41,19 +44,18 @@ extension Gateway {
             case .none:
                 break
             case .logoutUpstream:
-                if plan.unconfirmedCancels > 0 {
-                    logger.error("shutdown: \(plan.unconfirmedCancels) cancel-on-disconnect requests unconfirmed; going on")
-                }
+                reportOrdersLeftOpen()
                 logoutUpstream()
             case .abortUpstream:
                 upstream?.abort(reason: "gateway shutdown")
-            case .finish(let unflushed, _):
+            case .finish(let unflushed, let unconfirmed):
                 shutdownTimer?.cancel()
                 sweepTimer?.cancel()
                 sweepStopped = true
                 creditTimer?.cancel()
-                logger.notice("shutdown complete", metadata: ["clients_unflushed": "\(unflushed)"])
-                shutdownDone?()
+                let status = unconfirmed > 0 ? GatewayMain.exitOrdersLeftOpen : 0
+                logger.notice("shutdown complete", metadata: ["clients_unflushed": "\(unflushed)", "exit_status": "\(status)"])
+                shutdownDone?(status)
                 return
             }
         }
@@ -62,6 +64,21 @@ extension Gateway {
             shutdownTimer = schedule(at: at) { [weak self] in
                 self?.shutdownEvent { plan, t in plan.timerFired(now: t) }
             }
+        }
+    }
+
+    /// The flush of close frames after the logout: the part of the total bound left to it.
+    static let shutdownFlushWait: Nanos = .milliseconds(500)
+
+    /// SPEC §8: flagged orders still open when the cancel wait ends are logged one by one.
+    private func reportOrdersLeftOpen() {
+        guard cancelsOutstanding > 0 else { return }
+        for job in cancels.pending {
+            logger.error("shutdown: order left open", metadata: ["client": "\(job.cancel.label)", "order_id": "\(job.cancel.orderID)", "conn.id": "\(job.cancel.client)"])
+        }
+        let creations = cancelsOutstanding - cancels.count
+        if creations > 0 {
+            logger.error("shutdown: \(creations) order creations of flagged clients unanswered; their orders may be open")
         }
     }
 

@@ -101,6 +101,9 @@ extension Gateway {
             // SPEC §7: a crash of the gateway or a loss of the upstream cancels every order placed through it.
             method = "private/enable_cancel_on_disconnect"
             params = .object([("scope", "connection")])
+        case .probe:
+            method = "public/test"
+            params = nil
         }
         submit(.session(step, generation: session.generation), method, params)
     }
@@ -125,17 +128,20 @@ extension Gateway {
     private func becomeReady() {
         logger.notice("upstream ready", metadata: ["version": "\(session.version ?? "?")", "authenticated": "\(session.authenticated)"])
         if session.authenticated {
-            // Orders may have closed while no `user.orders` notification could reach the gateway
-            // (on a lost upstream, Deribit's cancel-on-disconnect cancels them). Only orders known
-            // before the query are judged; later ones may postdate its answer.
-            let known = orders.ledger.allOrders
-            if !known.isEmpty { submit(.reconcileOrders(known: known), "private/get_open_orders", nil) }
+            // SPEC §7: orders may have closed while no `user.orders` notification could reach the
+            // gateway (on a lost upstream, Deribit's cancel-on-disconnect cancels them), and orders
+            // may exist whose creation answer was lost. Only orders known before the query are
+            // judged; later ones may postdate its answer.
+            if orders.needsReconciliation {
+                submit(.reconcileOrders(known: orders.ledger.allOrders), "private/get_open_orders", nil)
+            }
             subscriptions.pin(OrderTracker.trackingChannel)
         }
         let again = subscriptions.upstreamReady()
         if !again.isEmpty { logger.info("re-subscribing \(subscriptions.channels.values.filter { $0.state == .pending }.count) channels") }
         apply(again)
         carryOut(router.ready(now: now))
+        pumpCancels()
     }
 
     private func upstreamClosed(_ event: WebSocketCloseEvent, generation: Int) {
@@ -144,8 +150,15 @@ extension Gateway {
         flushClients()
         upstreamDrained()
         logger.warning("upstream connection lost: \(event)")
-        // SPEC §6.5: every pending request fails with -32000; clients stay connected.
-        for p in router.lost() { complete(p, .failed(.upstreamUnavailable)) }
+        // SPEC §6.5: every pending request fails with -32000; clients stay connected. Creations
+        // that were sent may have made orders: they are looked for after the reconnect (SPEC §7).
+        let lost = router.lost()
+        for p in lost where p.sent {
+            guard case .client(let id, _) = p.owner, let intent = p.intent else { continue }
+            orders.creationLost(client: id, label: clientLabel(id), intent: intent)
+        }
+        orders.upstreamLost { self.clientLabel($0) }
+        for p in lost { complete(p, .failed(.upstreamUnavailable)) }
         subscriptions.upstreamLost()
         backoff(session.closed("connection lost: \(event)", now: now))
         shutdownEvent { plan, t in plan.upstreamClosed(now: t) }
@@ -173,8 +186,9 @@ extension Gateway {
                 return
             }
         }
+        let intent = request.method.createsOrders ? OrderIntent.parse(method: request.method, bytes: request.bytes, params: request.scan.params) : nil
         switch router.forward(client: s.id, originalID: request.id, bytes: request.bytes, scan: request.scan,
-                              method: request.method, clientPending: s.pendingCount, now: now) {
+                              method: request.method, clientPending: s.pendingCount, intent: intent, now: now) {
         case .send(let bytes):
             s.pendingCount += 1
             countRequest(s, .forwarded)
@@ -295,10 +309,7 @@ extension Gateway {
                 endIfHTTP(s)
             }
             if p.method.createsOrders || p.method.isCancel, case .response(let bytes, let scan) = outcome, let r = scan.result {
-                let label = s?.label ?? orders.departedLabel(id) ?? "anonymous"
-                for cancel in orders.responded(client: id, label: label, method: p.method, bytes: bytes, result: r) {
-                    cancelForDisconnect(cancel)
-                }
+                enqueueCancels(orders.responded(client: id, label: clientLabel(id), method: p.method, bytes: bytes, result: r))
             }
         }
         if stopping { shutdownEvent { plan, t in plan.cancelsChanged(outstanding: self.cancelsOutstanding, now: t) } }
@@ -318,33 +329,25 @@ extension Gateway {
             submit(.bookResyncSubscribed(channel: channel), subscribeMethod, .object([("channels", .strings([channel]))]), bucket: .subscribe)
         case .bookResyncSubscribed(let channel):
             if (outcome.stringArrayResult ?? []).isEmpty { logger.error("book \(channel): re-subscribe refused") }
-        case .cancelOnDisconnect(let orderID, let client, let label):
-            orders.cancelAnswered(orderID)
-            if let error = cancelError(outcome) {
-                // 11044 / 10004: it closed meanwhile. Otherwise Deribit's own cancel-on-disconnect
-                // covers a lost upstream.
-                logger.error("cancel-on-disconnect failed", metadata: ["client": "\(label)", "order_id": "\(orderID)", "conn.id": "\(client)", "error": "\(error)"])
-            }
+        case .cancelOnDisconnect(let orderID):
+            cancelAnswered(orderID, outcome, check: false)
+        case .cancelCheck(let orderID):
+            cancelAnswered(orderID, outcome, check: true)
         case .reconcileOrders(let known):
-            guard case .response(let bytes, let scan) = outcome, let r = scan.result else { return }
-            let gone = orders.reconciled(known: known, result: r, of: bytes)
-            if gone > 0 { logger.info("forgot \(gone) orders closed while the upstream was away") }
+            reconciled(known: known, outcome)
+        case .reconcileOrderState(let orderID):
+            closedWhileAway(orderID, outcome)
+        case .probe:
+            break
         }
-    }
-
-    private func cancelError(_ outcome: UpstreamOutcome) -> String? {
-        if case .response(_, let scan) = outcome, scan.error == nil { return nil }
-        return outcome.errorDescription
     }
 
     /// A response to a request that had timed out: only its order matters now.
     private func lateResponse(_ id: UInt64, _ bytes: [UInt8], _ scan: JSONRPCScan) {
         guard let late = orders.lateResponse(upstreamID: id), let r = scan.result else { return }
-        let label = sessions[late.client]?.label ?? orders.departedLabel(late.client) ?? "anonymous"
+        let label = clientLabel(late.client)
         logger.notice("late order response", metadata: ["client": "\(label)", "conn.id": "\(late.client)", "method": "\(late.method.name.map { "\($0)" } ?? "?")"])
-        for cancel in orders.responded(client: late.client, label: label, method: late.method, bytes: bytes, result: r) {
-            cancelForDisconnect(cancel)
-        }
+        enqueueCancels(orders.responded(client: late.client, label: label, method: late.method, bytes: bytes, result: r))
     }
 
     // MARK: subscriptions (SPEC §6.4)
@@ -434,38 +437,20 @@ extension Gateway {
         clientsToFlush.removeAll(keepingCapacity: true)
     }
 
-    // MARK: cancel-on-disconnect (SPEC §7)
-
-    /// Paced by the matching-engine credits like every cancel; sent ahead of clients' requests.
-    func cancelForDisconnect(_ cancel: OrderTracker.Cancel) {
-        logger.notice("cancel-on-disconnect", metadata: ["client": "\(cancel.label)", "order_id": "\(cancel.orderID)", "conn.id": "\(cancel.client)"])
-        metrics.codCancels[cancel.label, default: 0] += 1
-        orders.cancelSent()
-        submit(.cancelOnDisconnect(orderID: cancel.orderID, client: cancel.client, label: cancel.label), "private/cancel",
-               .object([("order_id", .string(cancel.orderID))]), bucket: .matchingEngine, whenReady: true)
-    }
-
-    /// Cancels in flight, plus order creations of flagged departed clients still waiting for
-    /// the upstream (their orders will need cancelling too).
-    var cancelsOutstanding: Int {
-        orders.cancelsInFlight + router.pendingRequests { p in
-            guard case .client(let id, _) = p.owner, p.method.createsOrders else { return false }
-            return orders.isDepartedCancelling(id)
-        }
-    }
-
     // MARK: timers
 
     /// Expires requests past `request_timeout_ms` and checks the upstream's liveness.
     func sweep() {
         let t = now
+        // Liveness first: a request about to expire unanswered is the sign of a dead link.
+        perform(session.tick(now: t, oldestUnanswered: router.oldestUnansweredSentAt))
         for (id, p, error) in router.expire(now: t) {
             if p.sent, case .client(let client, _) = p.owner {
-                orders.requestTimedOut(upstreamID: id, client: client, method: p.method, now: t)
+                orders.requestTimedOut(upstreamID: id, client: client, method: p.method, intent: p.intent, now: t)
             }
             complete(p, .failed(error))
         }
         orders.expire(now: t)
-        perform(session.tick(now: t))
+        pumpCancels()
     }
 }
