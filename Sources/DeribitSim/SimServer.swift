@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import HTTP1
+import JSONRPC
 import Logging
 import Transport
 
@@ -17,6 +18,14 @@ public final class SimServerInstance: @unchecked Sendable {
     // Fault injection (docs/SIM.md).
     var stopAnswering = false
     var delayMillis = 0
+    /// Faults on the next requests of one method (`/sim/fault/lose_answer`, `/sim/fault/drop_on`).
+    var methodFaults: [String: MethodFault] = [:]
+
+    struct MethodFault {
+        enum Kind { case loseAnswer(execute: Bool), dropConnection }
+        var remaining: Int
+        let kind: Kind
+    }
 
     public init(config: SimConfig, loop: EventLoop, logger: Logger) {
         self.loop = loop
@@ -77,6 +86,20 @@ public final class SimServerInstance: @unchecked Sendable {
             let effects = exchange.testRequestNow(nowMicros: now)
             perform(effects, delayed: false)
             return .respond(json(200, Array("{\"sent\":\(effects.count)}".utf8)))
+        case ("POST", "/sim/fault/lose_answer"):
+            guard let method = queryValue(request, "method") else {
+                return .respond(json(400, Array(#"{"error":"method query parameter required"}"#.utf8)))
+            }
+            let count = max(0, Int(queryValue(request, "count") ?? "1") ?? 1)
+            let execute = queryValue(request, "execute").map { $0 == "true" || $0 == "1" } ?? true
+            methodFaults[method] = count > 0 ? MethodFault(remaining: count, kind: .loseAnswer(execute: execute)) : nil
+            return .respond(json(200, Array("{\"method\":\(String(decoding: JSONRPCWire.quoted(method), as: UTF8.self)),\"count\":\(count),\"execute\":\(execute)}".utf8)))
+        case ("POST", "/sim/fault/drop_on"):
+            guard let method = queryValue(request, "method") else {
+                return .respond(json(400, Array(#"{"error":"method query parameter required"}"#.utf8)))
+            }
+            methodFaults[method] = MethodFault(remaining: 1, kind: .dropConnection)
+            return .respond(json(200, Array("{\"method\":\(String(decoding: JSONRPCWire.quoted(method), as: UTF8.self))}".utf8)))
         case ("POST", "/sim/fault/delay"):
             delayMillis = max(0, Int(queryValue(request, "ms") ?? "0") ?? 0)
             return .respond(json(200, Array("{\"delay_ms\":\(delayMillis)}".utf8)))
@@ -110,14 +133,52 @@ public final class SimServerInstance: @unchecked Sendable {
         connections[ws.id] = ws
         let id = SimConnectionID(ws.id)
         exchange.connectionOpened(id, nowMicros: Self.nowMicros())
-        ws.onText = { [unowned self] _, bytes in
+        ws.onText = { [unowned self] ws, bytes in
             guard !self.stopAnswering else { return }
+            if let fault = self.takeMethodFault(bytes) {
+                switch fault {
+                case .loseAnswer(execute: false):
+                    return  // read and dropped: it never happened
+                case .loseAnswer(execute: true):
+                    // It takes effect; its answer is lost (notifications still go out).
+                    let effects = self.exchange.received(text: bytes, from: id, nowMicros: Self.nowMicros())
+                    self.perform(effects.filter { !Self.isAnswer($0, to: id) }, delayed: true)
+                case .dropConnection:
+                    // It takes effect, then the connection drops before anything is sent on it.
+                    let effects = self.exchange.received(text: bytes, from: id, nowMicros: Self.nowMicros())
+                    ws.abort(reason: "fault: drop_on")
+                    self.perform(effects.filter { !Self.isFor($0, id) }, delayed: false)
+                }
+                return
+            }
             self.perform(self.exchange.received(text: bytes, from: id, nowMicros: Self.nowMicros()), delayed: true)
         }
         ws.onClose = { [unowned self] ws, _ in
             self.connections[ws.id] = nil
             self.perform(self.exchange.connectionClosed(id, nowMicros: Self.nowMicros()), delayed: false)
         }
+    }
+
+    /// The fault armed for this request's method, if any (counted down).
+    func takeMethodFault(_ bytes: [UInt8]) -> MethodFault.Kind? {
+        guard !methodFaults.isEmpty, let scan = try? JSONRPCScanner.scan(bytes),
+              let method = JSONRPCScanner.method(in: bytes, scan: scan), var fault = methodFaults[method] else { return nil }
+        fault.remaining -= 1
+        methodFaults[method] = fault.remaining > 0 ? fault : nil
+        return fault.kind
+    }
+
+    static func isFor(_ effect: SimEffect, _ id: SimConnectionID) -> Bool {
+        switch effect {
+        case .send(let to, _), .close(let to, _, _), .drop(let to): return to == id
+        case .broadcast: return false
+        }
+    }
+
+    /// A response (it has an id) sent to `id`.
+    static func isAnswer(_ effect: SimEffect, to id: SimConnectionID) -> Bool {
+        guard case .send(let to, let bytes) = effect, to == id, let scan = try? JSONRPCScanner.scan(bytes) else { return false }
+        return scan.isResponse
     }
 
     func perform(_ effects: [SimEffect], delayed: Bool) {

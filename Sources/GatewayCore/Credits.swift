@@ -34,6 +34,11 @@ package struct TokenBucket: Sendable {
         return deficit <= 0 ? 0 : deficit / refillPerSecond
     }
 
+    /// Gives back credits booked for a request that will not be sent (capped at the capacity).
+    package mutating func refund(_ cost: Double) {
+        tokens = min(capacity, tokens + cost)
+    }
+
     /// Books `cost` now for a request that will be sent after the refill caught up: the
     /// bucket may go below the reserve (even negative) meanwhile, so later requests wait longer.
     package mutating func borrow(_ cost: Double, now: UInt64) {
@@ -128,14 +133,23 @@ package struct CreditModel: Sendable {
         }
     }
 
+    /// Gives back one request's credits booked with `.sendAt` that will not be sent after all.
+    package mutating func refund(_ bucket: CreditBucket, now: Nanos) {
+        let cost = self.cost(bucket)
+        withBucket(bucket) { b in b.refund(cost) }
+    }
+
+    private func cost(_ bucket: CreditBucket) -> Double {
+        switch bucket {
+        case .standard: return Double(settings.defaultCost)
+        case .subscribe: return Double(settings.subscribeCost)
+        case .matchingEngine: return 1
+        }
+    }
+
     /// How long a request of the gateway's own (no reserve) would wait in `bucket` now.
     package mutating func delay(_ bucket: CreditBucket, now: Nanos) -> Nanos {
-        let cost: Double
-        switch bucket {
-        case .standard: cost = Double(settings.defaultCost)
-        case .subscribe: cost = Double(settings.subscribeCost)
-        case .matchingEngine: cost = 1
-        }
+        let cost = self.cost(bucket)
         return withBucket(bucket) { b in UInt64(b.secondsUntilAvailable(cost, now: now) * 1e9) }
     }
 

@@ -93,17 +93,6 @@ package struct PendingRequests {
         return all
     }
 
-    /// When the longest-waiting request that went out on the socket was sent: the upstream's
-    /// liveness is judged by answers (SPEC §8).
-    package var oldestSentAt: UInt64? {
-        var oldest: UInt64?
-        for k in 0..<Int(nextID - firstID) {
-            guard let p = slots[(head + k) & (slots.count - 1)], p.sent else { continue }
-            if oldest.map({ p.sentAt < $0 }) ?? true { oldest = p.sentAt }
-        }
-        return oldest
-    }
-
     /// The pending requests, oldest first.
     package var values: [PendingRequest] {
         (0..<Int(nextID - firstID)).compactMap { slots[(head + $0) & (slots.count - 1)] }

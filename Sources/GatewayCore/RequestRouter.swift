@@ -149,7 +149,7 @@ package struct RequestRouter {
     package mutating func lost() -> [PendingRequest] {
         link = .down
         waitingForLink.removeAll()
-        waitingForCredits.removeAll()
+        dropWaitingForCredits { _ in true }
         return pending.removeAll()
     }
 
@@ -164,7 +164,10 @@ package struct RequestRouter {
         var out: [Output] = []
         var later: [Queued] = []
         for q in waitingForCredits {
-            guard pending.contains(q.id) else { continue }
+            guard pending.contains(q.id) else {
+                credits.refund(q.bucket, now: now)
+                continue
+            }
             if q.sendAt > now {
                 later.append(q)
             } else if canSend(q) {
@@ -187,9 +190,17 @@ package struct RequestRouter {
         }
         if !out.isEmpty {
             waitingForLink.removeAll { !pending.contains($0.id) }
-            waitingForCredits.removeAll { !pending.contains($0.id) }
+            let stillPending = pending
+            dropWaitingForCredits { !stillPending.contains($0.id) }
         }
         return out
+    }
+
+    /// Requests booked for later that will not be sent give their credits back: the model
+    /// must not count what never reached the exchange.
+    private mutating func dropWaitingForCredits(where gone: (Queued) -> Bool) {
+        for q in waitingForCredits where gone(q) { credits.refund(q.bucket, now: 0) }
+        waitingForCredits.removeAll(where: gone)
     }
 
     /// When `due` has work next.
@@ -205,9 +216,6 @@ package struct RequestRouter {
     package mutating func creditDelay(_ bucket: CreditBucket, now: Nanos) -> Nanos {
         credits.delay(bucket, now: now)
     }
-
-    /// When the longest-waiting request on the socket was sent (SPEC §8: liveness from answers).
-    package var oldestUnansweredSentAt: Nanos? { pending.oldestSentAt }
 
     /// Whole credits left in a bucket (for /metrics).
     package mutating func creditsAvailable(_ bucket: CreditBucket, now: Nanos) -> Double {

@@ -90,6 +90,8 @@ package struct UpstreamSession {
     package private(set) var lastErrorAt: Nanos?
     /// When the next probe is due while ready.
     package private(set) var probeAt: Nanos?
+    /// Since when requests have been waiting with no answer coming (nil: none waits).
+    package private(set) var awaitingAnswerSince: Nanos?
     /// Never logged.
     private var refreshToken: String?
     private var random: SplitMix64
@@ -120,6 +122,7 @@ package struct UpstreamSession {
         state = .authenticating
         connectedAt = now
         lastMessageAt = now
+        awaitingAnswerSince = nil
         return .send(.hello)
     }
 
@@ -167,6 +170,7 @@ package struct UpstreamSession {
         authenticated = false
         refreshAt = nil
         probeAt = nil
+        awaitingAnswerSince = nil
         refreshToken = nil
         return backoff(now: now)
     }
@@ -178,14 +182,25 @@ package struct UpstreamSession {
         return connect()
     }
 
-    /// Periodic check: token refresh, the probe, and liveness. `oldestUnanswered` is when the
-    /// longest-waiting request on the socket was sent (nil: none waits).
-    package mutating func tick(now: Nanos, oldestUnanswered: Nanos? = nil) -> Action {
+    /// A request went out on the connection.
+    package mutating func requestSent(now: Nanos) {
+        if awaitingAnswerSince == nil { awaitingAnswerSince = now }
+    }
+
+    /// A response came. `stillAwaiting`: other requests are still unanswered.
+    package mutating func answerReceived(now: Nanos, stillAwaiting: Bool) {
+        awaitingAnswerSince = stillAwaiting ? now : nil
+    }
+
+    /// Periodic check: token refresh, the probe, and liveness.
+    package mutating func tick(now: Nanos) -> Action {
         guard state == .authenticating || state == .ready else { return .none }
-        // SPEC §8: liveness comes from answers, not from market data that keeps flowing.
-        if let sent = oldestUnanswered, now > sent, now - sent >= settings.answerTimeout {
+        // SPEC §8: liveness comes from answers, not from market data that keeps flowing. A
+        // request that timed out is no answer: the clock runs on until one comes.
+        if let since = awaitingAnswerSince, now > since, now - since >= settings.answerTimeout {
             lastMessageAt = now
-            record("no answer from the upstream for \((now - sent) / 1_000_000) ms", now: now)
+            awaitingAnswerSince = nil
+            record("no answer from the upstream for \((now - since) / 1_000_000) ms", now: now)
             return .abort(reason: "upstream not answering")
         }
         // Deribit sends a test_request every interval: silence means a dead link.

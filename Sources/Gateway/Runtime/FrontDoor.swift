@@ -79,7 +79,11 @@ extension Gateway {
             ("rtt_ms", upstreamRTTMillis.map { .double($0, decimals: 3) } ?? .null),
         ]
         if let v = session.version { upstream.append(("version", .string(v))) }
-        if let e = session.lastError, !ok { upstream.append(("last_error", .string(e))) }
+        if let e = session.lastError, !ok {
+            // Why it is not ok, and since when.
+            upstream.append(("last_error", .string(e)))
+            if let at = session.lastErrorAt { upstream.append(("last_error_age_s", .double(Double(t &- at) / 1e9, decimals: 1))) }
+        }
         let hellos: [JSONValue] = sessions.webSockets.compactMap { s in
             guard s.helloName != nil || s.isAuthenticated else { return nil }
             return .object([("conn_id", .uint(s.webSocket?.id ?? 0)), ("client", .string(s.label)),
@@ -90,6 +94,12 @@ extension Gateway {
             ("upstream", .object(upstream)),
             ("clients", .object([("connected", .int(Int64(sessions.webSocketCount))), ("sessions", .array(hellos))])),
             ("subscriptions", .object([("channels", .int(Int64(subscriptions.channels.count)))])),
+            ("orders", .object([
+                ("tracked", .int(Int64(orders.ledger.owners.count))),
+                ("cancels_pending", .int(Int64(cancels.count))),
+                // SPEC §7: open orders found after an upstream loss that no client could be given.
+                ("unattributed", .strings(orders.unattributed)),
+            ])),
             ("uptime_s", .double(Double(t &- startedAt) / 1e9, decimals: 1)),
             ("version", .string(Gateway.version)),
         ])
@@ -132,6 +142,10 @@ extension Gateway {
         for (c, n) in metrics.codCancels.sorted(by: { $0.key < $1.key }) {
             w.sample("deribit_gateway_cod_cancels_total", [("client", c)], Double(n))
         }
+        w.family("deribit_gateway_cod_cancels_pending", "gauge", "Cancel-on-disconnect cancels not confirmed by the exchange yet.")
+        w.sample("deribit_gateway_cod_cancels_pending", [], Double(cancels.count))
+        w.family("deribit_gateway_cod_cancel_failures_total", "counter", "Cancel-on-disconnect attempts that failed or were ambiguous (each is retried).")
+        w.sample("deribit_gateway_cod_cancel_failures_total", [], Double(cancels.failures))
         w.family("deribit_gateway_credits_available", "gauge", "The local model of Deribit's credit buckets.")
         let t = now
         for bucket in CreditBucket.allCases {

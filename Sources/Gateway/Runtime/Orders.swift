@@ -34,7 +34,10 @@ extension Gateway {
         // sends its cancels before the logout.
         guard router.link == .ready else { return }
         let t = now
-        while router.creditDelay(.matchingEngine, now: t) <= Self.cancelCreditHorizon, let job = cancels.next(now: t) {
+        // Booked no further ahead than half the request timeout: a cancel must be sent long
+        // before it could expire unsent.
+        let horizon = min(Self.cancelCreditHorizon, router.settings.requestTimeout / 2)
+        while router.creditDelay(.matchingEngine, now: t) <= horizon, let job = cancels.next(now: t) {
             let id = job.cancel.orderID
             switch job.work {
             case .cancel:

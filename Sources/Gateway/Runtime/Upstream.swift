@@ -223,6 +223,7 @@ extension Gateway {
             return
         }
         ws.sendText(bytes)
+        session.requestSent(now: now)
         if ws.bufferedBytes > Self.upstreamHighWatermark && !clientsPaused {
             clientsPaused = true
             logger.warning("upstream write buffer over \(Self.upstreamHighWatermark) bytes: pausing client reads")
@@ -279,7 +280,9 @@ extension Gateway {
             logger.error("upstream response without a routable id: \(String(decoding: bytes.prefix(300), as: UTF8.self))")
             return
         }
-        guard let p = router.answered(id) else {
+        let answered = router.answered(id)
+        session.answerReceived(now: now, stillAwaiting: !router.pending.isEmpty)
+        guard let p = answered else {
             lateResponse(id, bytes, scan)
             return
         }
@@ -442,8 +445,7 @@ extension Gateway {
     /// Expires requests past `request_timeout_ms` and checks the upstream's liveness.
     func sweep() {
         let t = now
-        // Liveness first: a request about to expire unanswered is the sign of a dead link.
-        perform(session.tick(now: t, oldestUnanswered: router.oldestUnansweredSentAt))
+        perform(session.tick(now: t))
         for (id, p, error) in router.expire(now: t) {
             if p.sent, case .client(let client, _) = p.owner {
                 orders.requestTimedOut(upstreamID: id, client: client, method: p.method, intent: p.intent, now: t)
