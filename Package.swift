@@ -62,7 +62,7 @@ let package = Package(
         .testTarget(name: "TLSTests", dependencies: ["TLS", "TestSupport"]),
         .testTarget(name: "TransportTests", dependencies: ["Transport", "HTTP1", "WebSocket", "TLS", "TestSupport"]),
         .testTarget(name: "GatewayTests", dependencies: ["Gateway"]),
-        .testTarget(name: "DeribitSimTests", dependencies: ["DeribitSim", "Transport", "TestSupport"]),
+        .testTarget(name: "DeribitSimTests", dependencies: ["DeribitSim", "Transport", "TLS", "TestSupport"]),
         .testTarget(name: "EndToEndTests", dependencies: ["Transport", "WebSocket", "JSONRPC", "TLS", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
