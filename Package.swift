@@ -54,7 +54,8 @@ let package = Package(
             name: "gateway-bench",
             dependencies: ["Transport", "WebSocket", "JSONRPC", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
-        // Helpers shared by the test targets: waits with deadlines, child processes, certificates.
+        // Helpers shared by the test targets: waits with deadlines, child processes, certificates,
+        // the HTTP and JSON-RPC clients of the socket tests.
         .target(name: "TestSupport", dependencies: ["Transport"], path: "Tests/TestSupport"),
         .testTarget(name: "HTTP1Tests", dependencies: ["HTTP1"]),
         .testTarget(name: "WebSocketTests", dependencies: ["WebSocket"]),
