@@ -35,24 +35,24 @@ let package = Package(
         ),
         .target(
             name: "Gateway",
-            dependencies: ["HTTP1", "WebSocket", "JSONRPC", "TLS", "Transport", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["HTTP1", "JSONRPC", "TLS", "Transport", .product(name: "Logging", package: "swift-log")]
         ),
         .target(
             name: "DeribitSim",
-            dependencies: ["HTTP1", "WebSocket", "JSONRPC", "TLS", "Transport", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["HTTP1", "JSONRPC", "TLS", "Transport", .product(name: "Logging", package: "swift-log")]
         ),
         .executableTarget(
             name: "deribit-gateway",
-            dependencies: ["Gateway", "Transport", .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Logging", package: "swift-log")]
+            dependencies: ["Gateway", .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Logging", package: "swift-log")]
         ),
         .executableTarget(
             name: "deribit-sim",
-            dependencies: ["DeribitSim", "Transport", .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Logging", package: "swift-log")]
+            dependencies: ["DeribitSim", .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Logging", package: "swift-log")]
         ),
         // The load generator of scripts/bench.sh (SPEC §10). Not a test.
         .executableTarget(
             name: "gateway-bench",
-            dependencies: ["Transport", "WebSocket", "JSONRPC", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["Transport", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         // Helpers shared by the test targets: waits with deadlines, child processes, certificates,
         // the HTTP and JSON-RPC clients of the socket tests.
@@ -61,10 +61,10 @@ let package = Package(
         .testTarget(name: "WebSocketTests", dependencies: ["WebSocket"]),
         .testTarget(name: "JSONRPCTests", dependencies: ["JSONRPC"]),
         .testTarget(name: "TLSTests", dependencies: ["TLS", "TestSupport"]),
-        .testTarget(name: "TransportTests", dependencies: ["Transport", "HTTP1", "WebSocket", "TLS", "TestSupport"]),
+        .testTarget(name: "TransportTests", dependencies: ["Transport", "HTTP1", "TLS", "TestSupport"]),
         .testTarget(name: "GatewayTests", dependencies: ["Gateway"]),
-        .testTarget(name: "DeribitSimTests", dependencies: ["DeribitSim", "Transport", "TLS", "TestSupport"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["Transport", "WebSocket", "JSONRPC", "TLS", "TestSupport"]),
+        .testTarget(name: "DeribitSimTests", dependencies: ["DeribitSim", "Transport", "TLS", "TestSupport", .product(name: "Logging", package: "swift-log")]),
+        .testTarget(name: "EndToEndTests", dependencies: ["Transport", "TLS", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )
