@@ -38,36 +38,37 @@ let package = Package(
         // The runtime: owns the Transport objects and carries out the core's actions.
         .target(
             name: "Gateway",
-            dependencies: ["GatewayCore", "HTTP1", "WebSocket", "JSONRPC", "TLS", "Transport", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["GatewayCore", "HTTP1", "JSONRPC", "TLS", "Transport", .product(name: "Logging", package: "swift-log")]
         ),
         .target(
             name: "DeribitSim",
-            dependencies: ["HTTP1", "WebSocket", "JSONRPC", "TLS", "Transport", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["HTTP1", "JSONRPC", "TLS", "Transport", .product(name: "Logging", package: "swift-log")]
         ),
         .executableTarget(
             name: "deribit-gateway",
-            dependencies: ["Gateway", "Transport", .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Logging", package: "swift-log")]
+            dependencies: ["Gateway", .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Logging", package: "swift-log")]
         ),
         .executableTarget(
             name: "deribit-sim",
-            dependencies: ["DeribitSim", "Transport", .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Logging", package: "swift-log")]
+            dependencies: ["DeribitSim", .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Logging", package: "swift-log")]
         ),
         // The load generator of scripts/bench.sh (SPEC §10). Not a test.
         .executableTarget(
             name: "gateway-bench",
-            dependencies: ["Transport", "WebSocket", "JSONRPC", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["Transport", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
-        // Helpers shared by the test targets: waits with deadlines, child processes, certificates.
+        // Helpers shared by the test targets: waits with deadlines, child processes, certificates,
+        // the HTTP and JSON-RPC clients of the socket tests.
         .target(name: "TestSupport", dependencies: ["Transport"], path: "Tests/TestSupport"),
         .testTarget(name: "HTTP1Tests", dependencies: ["HTTP1"]),
         .testTarget(name: "WebSocketTests", dependencies: ["WebSocket"]),
         .testTarget(name: "JSONRPCTests", dependencies: ["JSONRPC"]),
         .testTarget(name: "TLSTests", dependencies: ["TLS", "TestSupport"]),
-        .testTarget(name: "TransportTests", dependencies: ["Transport", "HTTP1", "WebSocket", "TLS", "TestSupport"]),
+        .testTarget(name: "TransportTests", dependencies: ["Transport", "HTTP1", "TLS", "TestSupport"]),
         .testTarget(name: "GatewayCoreTests", dependencies: ["GatewayCore", "JSONRPC"]),
-        .testTarget(name: "GatewayTests", dependencies: ["Gateway", "GatewayCore"]),
-        .testTarget(name: "DeribitSimTests", dependencies: ["DeribitSim", "Transport", "TestSupport"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["Gateway", "Transport", "WebSocket", "JSONRPC", "TLS", "TestSupport"]),
+        .testTarget(name: "GatewayTests", dependencies: ["Gateway", "GatewayCore", "JSONRPC"]),
+        .testTarget(name: "DeribitSimTests", dependencies: ["DeribitSim", "Transport", "TLS", "TestSupport", .product(name: "Logging", package: "swift-log")]),
+        .testTarget(name: "EndToEndTests", dependencies: ["Gateway", "Transport", "TLS", "TestSupport", .product(name: "Logging", package: "swift-log")]),
     ],
     swiftLanguageModes: [.v6]
 )

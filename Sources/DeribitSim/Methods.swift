@@ -1,4 +1,5 @@
 import Foundation
+import TLS
 
 /// One request being handled. `after` collects effects that follow the response (a book snapshot
 /// after subscribe, user.orders notifications after buy).
@@ -175,7 +176,7 @@ extension SimExchange {
             let data = try p.string("data") ?? ""
             guard let secret = secrets[clientID] else { throw .invalidCredentials }
             let text = "\(Int64(ts))\n\(nonce)\n\(data)"
-            let expected = SHA256.hex(SHA256.hmac(key: Array(secret.utf8), message: Array(text.utf8)))
+            let expected = Crypto.hex(Crypto.hmacSHA256(key: Array(secret.utf8), message: Array(text.utf8)))
             guard expected == signature.lowercased() else { throw .invalidCredentials }
         case "refresh_token":
             let token = try p.requiredString("refresh_token")

@@ -31,13 +31,7 @@ public final class SimServerInstance: @unchecked Sendable {
         self.loop = loop
         self.exchange = SimExchange(config: config)
         self.logger = logger
-        exchange.clock = Self.nowMicros
-    }
-
-    static func nowMicros() -> UInt64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        return UInt64(ts.tv_sec) * 1_000_000 + UInt64(ts.tv_nsec) / 1000
+        exchange.clock = wallMicros
     }
 
     /// Binds and starts serving. Call on the loop.
@@ -49,7 +43,7 @@ public final class SimServerInstance: @unchecked Sendable {
         self.server = server
         tickTimer = loop.scheduleRepeating(every: .milliseconds(2)) { [weak self] in
             guard let self else { return }
-            self.perform(self.exchange.tick(nowMicros: Self.nowMicros()), delayed: false)
+            self.perform(self.exchange.tick(nowMicros: wallMicros()), delayed: false)
         }
         return bound
     }
@@ -65,7 +59,7 @@ public final class SimServerInstance: @unchecked Sendable {
     }
 
     func route(_ request: HTTPRequest) -> HTTPServerAction {
-        let now = Self.nowMicros()
+        let now = wallMicros()
         switch (request.method, request.path) {
         case ("GET", "/ws/api/v2"), ("GET", "/ws/api/v2/"):
             // Deribit's own frame limit is 32 kB; accept more so the exchange can answer -32600.
@@ -132,7 +126,7 @@ public final class SimServerInstance: @unchecked Sendable {
     func opened(_ ws: WebSocketConnection) {
         connections[ws.id] = ws
         let id = SimConnectionID(ws.id)
-        exchange.connectionOpened(id, nowMicros: Self.nowMicros())
+        exchange.connectionOpened(id, nowMicros: wallMicros())
         ws.onText = { [unowned self] ws, bytes in
             guard !self.stopAnswering else { return }
             if let fault = self.takeMethodFault(bytes) {
@@ -141,21 +135,21 @@ public final class SimServerInstance: @unchecked Sendable {
                     return  // read and dropped: it never happened
                 case .loseAnswer(execute: true):
                     // It takes effect; its answer is lost (notifications still go out).
-                    let effects = self.exchange.received(text: bytes, from: id, nowMicros: Self.nowMicros())
+                    let effects = self.exchange.received(text: bytes, from: id, nowMicros: wallMicros())
                     self.perform(effects.filter { !Self.isAnswer($0, to: id) }, delayed: true)
                 case .dropConnection:
                     // It takes effect, then the connection drops before anything is sent on it.
-                    let effects = self.exchange.received(text: bytes, from: id, nowMicros: Self.nowMicros())
+                    let effects = self.exchange.received(text: bytes, from: id, nowMicros: wallMicros())
                     ws.abort(reason: "fault: drop_on")
                     self.perform(effects.filter { !Self.isFor($0, id) }, delayed: false)
                 }
                 return
             }
-            self.perform(self.exchange.received(text: bytes, from: id, nowMicros: Self.nowMicros()), delayed: true)
+            self.perform(self.exchange.received(text: bytes, from: id, nowMicros: wallMicros()), delayed: true)
         }
         ws.onClose = { [unowned self] ws, _ in
             self.connections[ws.id] = nil
-            self.perform(self.exchange.connectionClosed(id, nowMicros: Self.nowMicros()), delayed: false)
+            self.perform(self.exchange.connectionClosed(id, nowMicros: wallMicros()), delayed: false)
         }
     }
 

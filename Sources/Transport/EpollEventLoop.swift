@@ -59,7 +59,7 @@ final class EpollEventLoopBackend: EventLoopBackend, @unchecked Sendable {
     }
 
     func schedule(_ task: ScheduledTask, afterNanoseconds nanos: UInt64) {
-        let deadline = Self.now() &+ nanos
+        let deadline = monotonicNanos() &+ nanos
         if inEventLoop {
             addTimer(task, deadline: deadline)
         } else {
@@ -113,12 +113,6 @@ final class EpollEventLoopBackend: EventLoopBackend, @unchecked Sendable {
         _ = cepoll_eventfd_signal(wakeFD)
     }
 
-    static func now() -> UInt64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
-    }
-
     private func run() {
         let maxEvents = 256
         let events = UnsafeMutablePointer<UInt32>.allocate(capacity: maxEvents)
@@ -127,7 +121,7 @@ final class EpollEventLoopBackend: EventLoopBackend, @unchecked Sendable {
         while !stopped.load(ordering: .acquiring) {
             var timeout: Int32 = -1
             if let next = timers.nextDeadline {
-                let now = Self.now()
+                let now = monotonicNanos()
                 timeout = next <= now ? 0 : Int32(min((next - now + 999_999) / 1_000_000, 60_000))
             }
             let n = cepoll_wait(epfd, events, datas, Int32(maxEvents), timeout)
@@ -175,7 +169,7 @@ final class EpollEventLoopBackend: EventLoopBackend, @unchecked Sendable {
 
     private func runTimers() {
         guard let next = timers.nextDeadline else { return }
-        let now = Self.now()
+        let now = monotonicNanos()
         guard next <= now else { return }
         while let top = timers.peek(), top.deadline <= now {
             _ = timers.pop()

@@ -1,4 +1,5 @@
 import CEpoll
+import Logging
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -26,6 +27,10 @@ enum IOResult: Equatable {
     case wouldBlock
     case eof
 }
+
+/// Where the syscall layer reports the bugs it catches in release builds; no logger is
+/// injected this deep, and these lines should never appear.
+private let syscallLogger = Logger(label: "transport.syscall")
 
 /// Thin wrappers over the socket calls. EINTR is retried inside (never for `close`).
 enum Syscall {
@@ -68,9 +73,20 @@ enum Syscall {
         }
     }
 
-    /// Never retried on EINTR: the descriptor is gone either way on Linux.
+    /// Closes `fd`. EBADF is a bug in the caller (a double close, or a descriptor it does not
+    /// own, which may by now belong to libdispatch or another connection): a debug build stops
+    /// here, a release build logs it. Other errors are ignored: on Linux the descriptor is
+    /// released whatever `close` returns.
     static func close(_ fd: Int32) {
-        _ = Glibc.close(fd)
+        guard let e = closeReportingError(fd), e == EBADF else { return }
+        assertionFailure("close(\(fd)): EBADF, a double close or a descriptor this code does not own")
+        syscallLogger.error("close: EBADF, a double close or a descriptor this code does not own", metadata: ["fd": "\(fd)"])
+    }
+
+    /// `close(fd)` once, returning `errno` when it failed. Never retried on EINTR: the
+    /// descriptor is gone either way on Linux, and a retry could close one reused meanwhile.
+    static func closeReportingError(_ fd: Int32) -> Int32? {
+        Glibc.close(fd) == 0 ? nil : Glibc.errno
     }
 
     static func setNoDelay(_ fd: Int32) {

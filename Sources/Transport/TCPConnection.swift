@@ -300,6 +300,7 @@ public final class TCPConnection: IOHandler, @unchecked Sendable {
 
     /// Queues bytes and writes what the kernel takes now.
     public func write(_ bytes: [UInt8]) {
+        loop.assertInEventLoop()
         guard state == .open, !bytes.isEmpty else { return }
         if tls != nil {
             bytes.withUnsafeBytes { write(copying: $0) }
@@ -311,6 +312,7 @@ public final class TCPConnection: IOHandler, @unchecked Sendable {
 
     /// Queues several byte arrays (e.g. a frame header and a shared payload) with one flush.
     public func write(_ parts: [UInt8], _ more: [UInt8]) {
+        loop.assertInEventLoop()
         guard state == .open else { return }
         if tls != nil {
             write(parts)
@@ -324,6 +326,7 @@ public final class TCPConnection: IOHandler, @unchecked Sendable {
 
     /// Queues without flushing; call `flush()` after a batch.
     public func enqueueWithoutFlush(_ bytes: [UInt8]) {
+        loop.assertInEventLoop()
         guard state == .open, !bytes.isEmpty else { return }
         if tls != nil { write(bytes); return }
         enqueue(bytes)
@@ -344,6 +347,7 @@ public final class TCPConnection: IOHandler, @unchecked Sendable {
         _ third: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0),
         _ fourth: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0)
     ) {
+        loop.assertInEventLoop()
         guard state == .open else { return }
         let count = first.count + second.count + third.count + fourth.count
         guard count > 0 else { return }
@@ -361,6 +365,7 @@ public final class TCPConnection: IOHandler, @unchecked Sendable {
 
     /// Queues a copy of `bytes` and writes what the kernel takes now.
     public func write(copying bytes: UnsafeRawBufferPointer) {
+        loop.assertInEventLoop()
         guard state == .open, !bytes.isEmpty else { return }
         if tls != nil {
             if encrypt(bytes) { flushTLSOutput() }
@@ -412,6 +417,7 @@ public final class TCPConnection: IOHandler, @unchecked Sendable {
 
     /// Writes queued bytes until the queue is empty or the kernel says EAGAIN.
     public func flush() {
+        loop.assertInEventLoop()
         guard state != .closed, state != .connecting else { return }
         let maxIOV = 64
         while head < chunks.count {
@@ -479,6 +485,7 @@ public final class TCPConnection: IOHandler, @unchecked Sendable {
     /// Drops every queued byte not yet partly written (a slow consumer's backlog), so that a
     /// close frame queued next goes out as soon as the peer reads again.
     public func abortQueue() {
+        loop.assertInEventLoop()
         // Queued TLS records cannot be dropped without breaking the stream.
         guard tls == nil, head < chunks.count else { return }
         let keep = offset > 0 ? 1 : 0
@@ -491,12 +498,14 @@ public final class TCPConnection: IOHandler, @unchecked Sendable {
 
     /// Stops reading (backpressure: the peer we forward to is full).
     public func pauseReading() {
+        loop.assertInEventLoop()
         guard !readingPaused else { return }
         readingPaused = true
         if state == .open { registration?.setReadInterest(false) }
     }
 
     public func resumeReading() {
+        loop.assertInEventLoop()
         guard readingPaused else { return }
         readingPaused = false
         if state == .open { registration?.setReadInterest(true) }
@@ -507,6 +516,7 @@ public final class TCPConnection: IOHandler, @unchecked Sendable {
     /// Graceful close: flush what is queued, send FIN, drain the peer briefly, then close.
     /// STYLE.md: closing right after a final response would let the kernel reset it.
     public func close() {
+        loop.assertInEventLoop()
         switch state {
         case .open, .tlsHandshaking:
             tls?.shutdown()
@@ -535,6 +545,7 @@ public final class TCPConnection: IOHandler, @unchecked Sendable {
 
     /// Abrupt close: RST, nothing flushed.
     public func abort() {
+        loop.assertInEventLoop()
         guard state != .closed else { return }
         if state == .connecting || connectCompletion != nil {
             failConnect(.handshake("aborted"))

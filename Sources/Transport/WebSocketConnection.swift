@@ -113,6 +113,7 @@ public final class WebSocketConnection: @unchecked Sendable {
 
     /// Processes bytes that arrived together with the handshake. Call once callbacks are set.
     public func start() {
+        loop.assertInEventLoop()
         if parser.bufferedByteCount > 0 { processFrames() }
     }
 
@@ -244,6 +245,7 @@ public final class WebSocketConnection: @unchecked Sendable {
 
     /// Sends one text message.
     public func sendText(_ payload: [UInt8]) {
+        loop.assertInEventLoop()
         guard isOpen else { return }
         writeFrame(.text, payload)
     }
@@ -251,6 +253,7 @@ public final class WebSocketConnection: @unchecked Sendable {
     /// Queues an already-encoded server frame (see `WebSocketConnection.encodeTextFrame`).
     /// The same array can be queued to many connections: it is never copied.
     public func sendEncodedFrame(_ frame: [UInt8]) {
+        loop.assertInEventLoop()
         guard isOpen else { return }
         precondition(role == .server, "clients must mask each frame")
         tcp.write(frame)
@@ -259,6 +262,7 @@ public final class WebSocketConnection: @unchecked Sendable {
 
     /// Like `sendEncodedFrame` without flushing; call `flush()` after a batch.
     public func enqueueEncodedFrame(_ frame: [UInt8]) {
+        loop.assertInEventLoop()
         guard isOpen else { return }
         tcp.enqueueWithoutFlush(frame)
         checkSlowConsumer()
@@ -268,6 +272,7 @@ public final class WebSocketConnection: @unchecked Sendable {
     /// batch): header and payload are copied into this connection's own reusable buffer, so a
     /// notification fanned out to many clients costs no allocation per client or per frame.
     public func enqueueText(_ payload: UnsafeRawBufferPointer) {
+        loop.assertInEventLoop()
         guard isOpen else { return }
         enqueueTextFrame(payload)
         checkSlowConsumer()
@@ -277,6 +282,7 @@ public final class WebSocketConnection: @unchecked Sendable {
     /// id spliced back in) as one server text frame: the pieces are copied straight into the
     /// connection's write buffer, with no intermediate message or frame array.
     public func sendText(_ message: [UInt8], replacing range: Range<Int>, with replacement: [UInt8]) {
+        loop.assertInEventLoop()
         guard isOpen else { return }
         message.withUnsafeBytes { m in
             replacement.withUnsafeBytes { r in
@@ -304,6 +310,7 @@ public final class WebSocketConnection: @unchecked Sendable {
     }
 
     public func flush() {
+        loop.assertInEventLoop()
         tcp.flush()
     }
 
@@ -325,6 +332,7 @@ public final class WebSocketConnection: @unchecked Sendable {
 
     /// Starts the close handshake (RFC 6455 §7.1.2).
     public func close(code: UInt16 = 1000, reason: String = "") {
+        loop.assertInEventLoop()
         guard !finished else { return }
         if closeEvent == nil {
             closeEvent = WebSocketCloseEvent(code: code, reason: reason, initiatedLocally: true)
@@ -338,6 +346,7 @@ public final class WebSocketConnection: @unchecked Sendable {
 
     /// Closes the TCP connection at once, without a close frame.
     public func abort(reason: String = "aborted") {
+        loop.assertInEventLoop()
         guard !finished else { return }
         if closeEvent == nil {
             closeEvent = WebSocketCloseEvent(code: 1006, reason: reason, initiatedLocally: true)
@@ -346,6 +355,12 @@ public final class WebSocketConnection: @unchecked Sendable {
     }
 
     /// Stops reading from this peer (backpressure).
-    public func pauseReading() { tcp.pauseReading() }
-    public func resumeReading() { tcp.resumeReading() }
+    public func pauseReading() {
+        loop.assertInEventLoop()
+        tcp.pauseReading()
+    }
+    public func resumeReading() {
+        loop.assertInEventLoop()
+        tcp.resumeReading()
+    }
 }

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Foundation
+import Transport
 
 /// Workload 6: heap allocations per forwarded notification (SPEC §10: "no allocation per
 /// forwarded notification in steady state"), counted in a gateway that runs under the
@@ -53,7 +54,7 @@ final class AllocationCounter {
     func read(timeoutMs: Int = 5000) throws -> UInt64 {
         unlink(path)
         guard kill(pid, SIGUSR2) == 0 else { throw BenchError("kill -USR2 \(pid): errno \(errno)") }
-        let deadline = nowNanos() + UInt64(timeoutMs) * 1_000_000
+        let deadline = monotonicNanos() + UInt64(timeoutMs) * 1_000_000
         var events = [UInt8](repeating: 0, count: 4096)
         while true {
             // Checked before every wait: a rename between this check and poll() is still queued.
@@ -61,7 +62,7 @@ final class AllocationCounter {
                let v = UInt64(text.trimmingCharacters(in: .whitespacesAndNewlines)) {
                 return v
             }
-            let now = nowNanos()
+            let now = monotonicNanos()
             guard now < deadline else {
                 throw BenchError("no allocation count in \(path) within \(timeoutMs) ms: is pid \(pid) running under malloc-count.so?")
             }
@@ -96,7 +97,7 @@ private final class AllocationClients {
     @discardableResult
     func pump(until deadline: UInt64, done: () -> Bool = { false }) -> Bool {
         while !done() {
-            let now = nowNanos()
+            let now = monotonicNanos()
             guard now < deadline else { return false }
             ep.wait(timeoutMs: Int32(min(50, (deadline - now) / 1_000_000 + 1))) { i in
                 let r = readers[i]
@@ -148,12 +149,12 @@ func runHotAllocations(endpoint: Endpoint, simPort: UInt16, channel: String, sub
     /// Publishes seq first..<first+n, paced from now; reads until every subscriber has the last
     /// one (or 10 s after it was due). Returns whether all arrived.
     func publishAndWait(first: Int, n: Int) -> Bool {
-        let t0 = nowNanos() + 20_000_000
+        let t0 = monotonicNanos() + 20_000_000
         let publisher = Worker("publisher") {
             var scratch = [UInt8](repeating: 0, count: 65536)
             for k in 0..<n {
                 let due = t0 + UInt64(Double(k) * interval)
-                if nowNanos() < due { sleepUntil(due) }
+                if monotonicNanos() < due { sleepUntil(due) }
                 let body = FanOutRun.payload(seq: first + k, ts: due)
                 let head = "POST /sim/publish?channel=\(channel) HTTP/1.1\r\nHost: sim\r\nContent-Length: \(body.count)\r\n\r\n"
                 writeAll(pubFD, Array(head.utf8) + body)
@@ -176,10 +177,10 @@ func runHotAllocations(endpoint: Endpoint, simPort: UInt16, channel: String, sub
     // Idle window: nothing published.
     let a0 = try counter.read()
     let f0 = clients.frames
-    let i0 = nowNanos()
+    let i0 = monotonicNanos()
     clients.pump(until: i0 + UInt64(windowSeconds * 1e9))
     let a1 = try counter.read()
-    let i1 = nowNanos()
+    let i1 = monotonicNanos()
     let idle = AllocationWindow(workload: "idle: \(subscribers) subscribers, nothing published", seconds: Double(i1 - i0) / 1e9,
                                 upstream: nil, deliveries: clients.frames - f0, expectedDeliveries: nil,
                                 allocations: a1 - a0)
@@ -188,7 +189,7 @@ func runHotAllocations(endpoint: Endpoint, simPort: UInt16, channel: String, sub
     let tagged0 = clients.taggedTotal
     let complete = publishAndWait(first: warmup, n: count)
     let a2 = try counter.read()
-    let h1 = nowNanos()
+    let h1 = monotonicNanos()
     if !complete {
         FileHandle.standardError.write(Data("allocations: not every subscriber received all \(count) notifications (closed: \(clients.closed)); counted at the deadline\n".utf8))
     }
@@ -205,15 +206,15 @@ func runMixAllocations(endpoint: Endpoint, simPort: UInt16, instruments: [String
     let all = MixRun.channels(instruments)
     // As in the mix workload: client i holds every fourth channel, so each channel has clients/4 holders.
     let clients = try connectClients(endpoint, count: clientCount) { i in all.indices.filter { $0 % 4 == i % 4 }.map { all[$0] } }
-    clients.pump(until: nowNanos() + UInt64(settle * 1e9))  // snapshots, the gateway's books and caches
+    clients.pump(until: monotonicNanos() + UInt64(settle * 1e9))  // snapshots, the gateway's books and caches
     guard clients.closed == 0 else { throw BenchError("mix: \(clients.closed) clients closed while settling") }
     let a0 = try counter.read()
     let n0 = simulatorNotificationsSent(port: simPort)
     let f0 = clients.frames
-    let t0 = nowNanos()
+    let t0 = monotonicNanos()
     clients.pump(until: t0 + UInt64(duration * 1e9))
     let a1 = try counter.read()
-    let t1 = nowNanos()
+    let t1 = monotonicNanos()
     let f1 = clients.frames
     let n1 = simulatorNotificationsSent(port: simPort)
     var upstream: Int?

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Foundation
+import Transport
 
 /// Workload 4: N idle WebSocket clients. Connections are opened with at most `concurrency`
 /// handshakes in flight (non-blocking connect, poll), each counted from connect() to the `101`;
@@ -51,7 +52,7 @@ func runConnections(label: String, endpoint: Endpoint, count: Int, concurrency: 
     let request = Array(("GET \(endpoint.path) HTTP/1.1\r\nHost: \(endpoint.host):\(endpoint.port)\r\nUpgrade: websocket\r\n"
         + "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").utf8)
     var buf = [UInt8](repeating: 0, count: 4096)
-    let t0 = nowNanos()
+    let t0 = monotonicNanos()
     let deadline = t0 + 120_000_000_000
 
     func fail(_ p: Pending, _ why: String) {
@@ -60,7 +61,7 @@ func runConnections(label: String, endpoint: Endpoint, count: Int, concurrency: 
         if result.firstFailure.isEmpty { result.firstFailure = why }
     }
 
-    while (launched < count || !pending.isEmpty), nowNanos() < deadline {
+    while (launched < count || !pending.isEmpty), monotonicNanos() < deadline {
         while launched < count, pending.count < concurrency {
             launched += 1
             let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
@@ -73,7 +74,7 @@ func runConnections(label: String, endpoint: Endpoint, count: Int, concurrency: 
             let rc = withUnsafePointer(to: &addr) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
             }
-            let p = Pending(fd: fd, phase: .connecting, started: nowNanos(), got: [])
+            let p = Pending(fd: fd, phase: .connecting, started: monotonicNanos(), got: [])
             if rc != 0 && errno != EINPROGRESS { fail(p, "connect: errno \(errno)"); continue }
             pending.append(p)
         }
@@ -103,7 +104,7 @@ func runConnections(label: String, endpoint: Endpoint, count: Int, concurrency: 
             p.got += buf[0..<n]
             guard findHeaderEnd(p.got) != nil else { keep.append(p); continue }
             if p.got.starts(with: Array("HTTP/1.1 101".utf8)) {
-                result.handshake.record(nowNanos() - p.started)
+                result.handshake.record(monotonicNanos() - p.started)
                 idle.append(p.fd)
             } else {
                 fail(p, String(decoding: p.got.prefix(while: { $0 != 13 }), as: UTF8.self))
@@ -113,7 +114,7 @@ func runConnections(label: String, endpoint: Endpoint, count: Int, concurrency: 
     }
     for p in pending { fail(p, "timed out") }
     result.established = idle.count
-    result.seconds = Double(nowNanos() - t0) / 1e9
+    result.seconds = Double(monotonicNanos() - t0) / 1e9
     usleep(UInt32(max(1, hold) * 1_000_000))
     result.rssAfter = serverPID.flatMap(processRSS)
     // Count the clients the server kept (an idle client must not be dropped).

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Foundation
+import Transport
 
 /// Workload 2: one hot channel. The simulator publishes (`POST /sim/publish`, keep-alive, paced on
 /// a fixed schedule) ticker-shaped notifications of about 550 bytes that carry a sequence number
@@ -88,7 +89,7 @@ final class FanOutRun: @unchecked Sendable {
         let total = Int(duration * Double(rate))
         let warmupCount = total / 10
         let interval = 1e9 / Double(rate)
-        let t0 = nowNanos() + 50_000_000
+        let t0 = monotonicNanos() + 50_000_000
         let cpu0 = selfCPUSeconds()
         let server0 = serverPID.flatMap(processCPUSeconds)
         let sim0 = simPID.flatMap(processCPUSeconds)
@@ -106,7 +107,7 @@ final class FanOutRun: @unchecked Sendable {
             var scratch = [UInt8](repeating: 0, count: 65536)
             for k in 0..<total {
                 let due = t0 + UInt64(Double(k) * interval)
-                let now = nowNanos()
+                let now = monotonicNanos()
                 if now < due { sleepUntil(due) } else if now - due > 1_000_000 { late += 1 }
                 let body = Self.payload(seq: k, ts: due)
                 let head = "POST /sim/publish?channel=\(channel) HTTP/1.1\r\nHost: sim\r\nContent-Length: \(body.count)\r\n\r\n"
@@ -132,11 +133,11 @@ final class FanOutRun: @unchecked Sendable {
                 var complete = 0
                 var lastArrival = t0
                 let batch = self.batchMicros
-                while complete < group.count, nowNanos() < deadline {
+                while complete < group.count, monotonicNanos() < deadline {
                     if batch > 0 { usleep(batch) }
                     ep.wait(timeoutMs: 50) { i in
                         let s = group[i]
-                        let arrival = nowNanos()
+                        let arrival = monotonicNanos()
                         s.reader.readAvailable { msg in
                             guard let a = find(#""bench_seq":"#, in: msg), let seq = parseUInt(msg, at: a),
                                   let b = find(#""bench_ts":"#, in: msg, from: a), let ts = parseUInt(msg, at: b) else { return }
@@ -171,7 +172,7 @@ final class FanOutRun: @unchecked Sendable {
         }
         let lastArrival = lastArrivals.map(\.value).max() ?? t0
         result.seconds = Double(max(lastArrival, lastDue) - t0) / 1e9
-        let elapsed = Double(nowNanos() - t0) / 1e9
+        let elapsed = Double(monotonicNanos() - t0) / 1e9
         result.benchCPU = (selfCPUSeconds() - cpu0) / elapsed
         if let a = server0, let b = serverPID.flatMap(processCPUSeconds) { result.serverCPU = (b - a) / elapsed }
         if let a = sim0, let b = simPID.flatMap(processCPUSeconds) { result.simCPU = (b - a) / elapsed }

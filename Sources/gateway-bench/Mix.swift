@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Foundation
+import Transport
 import Synchronization
 
 /// Workload 3: a Deribit-like mix. The simulator runs with many instruments at a modest `--rate`;
@@ -102,22 +103,22 @@ final class MixRun: @unchecked Sendable {
         let cpu0 = serverPID.flatMap(processCPUSeconds)
         let sim0 = simPID.flatMap(processCPUSeconds)
         let self0 = selfCPUSeconds()
-        let t0 = nowNanos()
+        let t0 = monotonicNanos()
         let end = t0 + UInt64(duration * 1e9)
         var snapshots = 0
         var id = 100
         var joined = false
-        while nowNanos() < end {
-            let next = min(end, nowNanos() + UInt64(churnEvery * 1e9))
+        while monotonicNanos() < end {
+            let next = min(end, monotonicNanos() + UInt64(churnEvery * 1e9))
             sleepUntil(next)
-            guard nowNanos() < end else { break }
+            guard monotonicNanos() < end else { break }
             id += 1
             let method = joined ? "public/unsubscribe" : "public/subscribe"
             _ = try call(churnFD, churnReader, &encoder, id: id, method: method, params: "{\"channels\":[\"\(churnChannel)\"]}")
             if !joined { snapshots += 1 }
             joined.toggle()
         }
-        let t1 = nowNanos()
+        let t1 = monotonicNanos()
         let cpu1 = serverPID.flatMap(processCPUSeconds)
         let sim1 = simPID.flatMap(processCPUSeconds)
         let n1 = simNotificationsSent()

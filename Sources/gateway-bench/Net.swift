@@ -5,6 +5,7 @@
 import Glibc
 #endif
 import Foundation
+import Transport
 
 struct BenchError: Error, CustomStringConvertible {
     let description: String
@@ -13,14 +14,7 @@ struct BenchError: Error, CustomStringConvertible {
 
 // MARK: - time
 
-@inline(__always)
-func nowNanos() -> UInt64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
-}
-
-/// Sleeps until the CLOCK_MONOTONIC instant `deadline` (ns).
+/// Sleeps until the CLOCK_MONOTONIC instant `deadline` (ns, as `monotonicNanos()` reads it).
 func sleepUntil(_ deadline: UInt64) {
     var ts = timespec(tv_sec: Int(deadline / 1_000_000_000), tv_nsec: Int(deadline % 1_000_000_000))
     while clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nil) == EINTR {}
@@ -379,7 +373,7 @@ func call(_ fd: Int32, _ reader: FrameReader, _ encoder: inout FrameEncoder, id:
     let text = #"{"jsonrpc":"2.0","id":\#(id),"method":"\#(method)","params":\#(params)}"#
     guard writeAll(fd, encoder.text(Array(text.utf8))) else { throw BenchError("write failed") }
     let marker = Array(#""id":\#(id),"#.utf8)
-    let deadline = nowNanos() + UInt64(timeoutMs) * 1_000_000
+    let deadline = monotonicNanos() + UInt64(timeoutMs) * 1_000_000
     var answer: String?
     while answer == nil {
         var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
@@ -392,7 +386,7 @@ func call(_ fd: Int32, _ reader: FrameReader, _ encoder: inout FrameEncoder, id:
         }
         if answer != nil { break }
         if !alive { throw BenchError("connection closed while waiting for \(method)") }
-        if nowNanos() > deadline { throw BenchError("no answer to \(method) within \(timeoutMs) ms") }
+        if monotonicNanos() > deadline { throw BenchError("no answer to \(method) within \(timeoutMs) ms") }
     }
     return answer!
 }

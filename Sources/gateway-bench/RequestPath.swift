@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Foundation
+import Transport
 
 /// A thread that can be waited for.
 final class Worker: @unchecked Sendable {
@@ -73,7 +74,7 @@ final class RequestPathRun: @unchecked Sendable {
         let interval = 1e9 / Double(rate)
         let warmupCount = Int(warmup * Double(rate))
         let total = warmupCount + Int(duration * Double(rate))
-        let t0 = nowNanos() + 20_000_000
+        let t0 = monotonicNanos() + 20_000_000
         let cpu0 = selfCPUSeconds()
         var result = RequestPathResult(label: label, rate: rate, clients: clients)
         result.sent = total - warmupCount
@@ -86,12 +87,12 @@ final class RequestPathRun: @unchecked Sendable {
             var late = 0
             for k in 0..<total {
                 let due = t0 + UInt64(Double(k) * interval)
-                let now = nowNanos()
+                let now = monotonicNanos()
                 if now < due {
                     // Sleep to just before the send time, then spin: a sleeping thread wakes tens
                     // of µs late now and then, and that lateness would land in every path's p99.
                     if due - now > spinNanos { sleepUntil(due - spinNanos) }
-                    while nowNanos() < due {}
+                    while monotonicNanos() < due {}
                 } else if now - due > 1_000_000 { late += 1 }
                 let text = #"{"jsonrpc":"2.0","id":\#(k),"method":"public/get_time","params":{}}"#
                 writeAll(fds[k % fds.count], encoder.text(Array(text.utf8)))
@@ -109,11 +110,11 @@ final class RequestPathRun: @unchecked Sendable {
         var ok = 0
         var errors = 0
         var firstError = ""
-        while answered < total, nowNanos() < deadline {
+        while answered < total, monotonicNanos() < deadline {
             let n = poll(&pollfds, nfds_t(pollfds.count), 50)
             guard n > 0 else { continue }
             for i in pollfds.indices where pollfds[i].revents != 0 {
-                let arrival = nowNanos()
+                let arrival = monotonicNanos()
                 readers[i].readAvailable { msg in
                     guard let at = find(#""id":"#, in: msg), let id = parseUInt(msg, at: at) else { return }
                     answered += 1
@@ -142,7 +143,7 @@ final class RequestPathRun: @unchecked Sendable {
         result.histogram = histogram
         let measuredStart = t0 + UInt64(Double(warmupCount) * interval)
         result.seconds = Double(max(lastArrival, lastDue) - measuredStart) / 1e9
-        result.benchCPU = (selfCPUSeconds() - cpu0) / (Double(nowNanos() - t0) / 1e9)
+        result.benchCPU = (selfCPUSeconds() - cpu0) / (Double(monotonicNanos() - t0) / 1e9)
         result.lateSends = lateBox.value
         return result
     }

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Foundation
+import Transport
 
 /// Workload 5: from just before the process is spawned to the first `GET /health` answered 200
 /// (upstream connected, hello'd, authenticated, heartbeat set). The config must listen on port 0:
@@ -19,12 +20,12 @@ func runStartup(executable: String, config: String, pollMicros: UInt32) throws -
     let out = Pipe()
     process.standardOutput = out
     process.standardError = FileHandle.nullDevice
-    let t0 = nowNanos()
+    let t0 = monotonicNanos()
     try process.run()
     defer {
         kill(process.processIdentifier, SIGTERM)
-        let waitDeadline = nowNanos() + 5_000_000_000
-        while process.isRunning, nowNanos() < waitDeadline { usleep(1000) }
+        let waitDeadline = monotonicNanos() + 5_000_000_000
+        while process.isRunning, monotonicNanos() < waitDeadline { usleep(1000) }
         if process.isRunning { kill(process.processIdentifier, SIGKILL) }
         process.waitUntilExit()
     }
@@ -34,7 +35,7 @@ func runStartup(executable: String, config: String, pollMicros: UInt32) throws -
     let deadline = t0 + 10_000_000_000
     var buf = [UInt8](repeating: 0, count: 4096)
     while port == nil {
-        guard nowNanos() < deadline else { throw BenchError("no 'listening on' line within 10 s") }
+        guard monotonicNanos() < deadline else { throw BenchError("no 'listening on' line within 10 s") }
         var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
         guard poll(&p, 1, 100) > 0 else { continue }
         let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
@@ -44,11 +45,11 @@ func runStartup(executable: String, config: String, pollMicros: UInt32) throws -
             port = line.split(separator: ":").last.flatMap { UInt16($0) }
         }
     }
-    let listening = nowNanos() - t0
+    let listening = monotonicNanos() - t0
     while true {
-        guard nowNanos() < deadline else { throw BenchError("/health not 200 within 10 s") }
+        guard monotonicNanos() < deadline else { throw BenchError("/health not 200 within 10 s") }
         if let r = try? httpRequest("GET", port: port!, path: "/health", timeoutMs: 1000), r.status == 200 {
-            return StartupRun(listening: listening, healthy: nowNanos() - t0)
+            return StartupRun(listening: listening, healthy: monotonicNanos() - t0)
         }
         usleep(pollMicros)
     }

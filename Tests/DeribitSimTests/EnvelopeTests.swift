@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import DeribitSim
+import TLS
 
 final class EnvelopeTests: XCTestCase {
     func testHelloEnvelopeHasDeribitFields() {
@@ -76,11 +77,13 @@ final class EnvelopeTests: XCTestCase {
         XCTAssertNotNil(h.call(c, "public/test").result)
     }
 
+    /// The primitives the client_signature grant checks with (TLS's `Crypto`): FIPS 180-2
+    /// appendix B.1 and RFC 4231 test case 2.
     func testSHA256AndHMACVectors() {
-        XCTAssertEqual(SHA256.hex(SHA256.hash(Array("abc".utf8))),
+        XCTAssertEqual(Crypto.hex(Crypto.sha256(Array("abc".utf8))),
                        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
         // RFC 4231 test case 2.
-        XCTAssertEqual(SHA256.hex(SHA256.hmac(key: Array("Jefe".utf8), message: Array("what do ya want for nothing?".utf8))),
+        XCTAssertEqual(Crypto.hex(Crypto.hmacSHA256(key: Array("Jefe".utf8), message: Array("what do ya want for nothing?".utf8))),
                        "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843")
     }
 

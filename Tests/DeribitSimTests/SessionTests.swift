@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import DeribitSim
+import TLS
 
 final class SessionTests: XCTestCase {
     func testClientCredentialsResultShape() {
@@ -33,7 +34,7 @@ final class SessionTests: XCTestCase {
         let h = Harness(SimConfig(keys: [("k1", "s3cret")]))
         let c = h.open()
         let ts = 1_700_000_000_000, nonce = "abcd", data = "payload"
-        let sig = SHA256.hex(SHA256.hmac(key: Array("s3cret".utf8), message: Array("\(ts)\n\(nonce)\n\(data)".utf8)))
+        let sig = Crypto.hex(Crypto.hmacSHA256(key: Array("s3cret".utf8), message: Array("\(ts)\n\(nonce)\n\(data)".utf8)))
         let r = h.call(c, "public/auth", ["grant_type": "client_signature", "client_id": "k1", "timestamp": ts,
                                           "nonce": nonce, "data": data, "signature": sig,
                                           "scope": "session:abc expires:60"]).result ?? [:]

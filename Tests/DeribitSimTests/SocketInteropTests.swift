@@ -6,17 +6,22 @@ import XCTest
 
 final class SocketInteropTests: XCTestCase {
     func testPythonWebsocketsClient() throws {
-        let python = try TestPaths.python()
-        let script = TestPaths.repoRoot.appendingPathComponent("Tests/Interop/sim_peer.py").path
+        let python = try Interop.python()
+        let script = Interop.repoRoot.appendingPathComponent("Tests/Interop/sim_peer.py").path
         var config = SimConfig()
         config.notificationRatePerSecond = 200
         let sim = try startSim(config)
-        let peer = try Child(python, [script, String(sim.port), "sim-client", "sim-secret"])
+        let peer = try ChildProcess(python, [script, String(sim.port), "sim-client", "sim-secret"])
         addTeardownBlock { peer.terminate() }
+        // Read while it runs: a full stdout pipe would stall the peer.
+        let output = peer.collectOutput()
         let status = try peer.waitForExit(timeout: 120)
-        let summary = try peer.line(startingWith: "{")
+        let stdout = try output.wait("the output of sim_peer.py")
+        guard let summary = stdout.split(separator: "\n").first(where: { $0.hasPrefix("{") }).map(String.init) else {
+            throw TestFailure("no summary line from sim_peer.py; stdout: \(stdout) stderr: \(peer.stderrText)")
+        }
         let obj = try decodeObject(Array(summary.utf8))
-        XCTAssertEqual(status, 0, "sim_peer.py failed: \(summary)\n\(peer.stderr)")
+        XCTAssertEqual(status, 0, "sim_peer.py failed: \(summary)\n\(peer.stderrText)")
         XCTAssertEqual(obj["ok"] as? Bool, true, summary)
         XCTAssertGreaterThanOrEqual((obj["checks"] as? [String: Any])?.count ?? 0, 15, summary)
         // What the exchange saw: the Python client's calls, nothing left open.
@@ -30,10 +35,11 @@ final class SocketInteropTests: XCTestCase {
     /// Every flag of the binary is documented in docs/SIM.md's table with the same default, and
     /// `--help` shows every default.
     func testHelpDocumentsEveryFlagWithItsDefault() throws {
-        let child = try Child(try TestPaths.product("deribit-sim"), ["--help"])
+        let child = try ChildProcess(try Products.path("deribit-sim"), ["--help"])
         addTeardownBlock { child.terminate() }
+        let output = child.collectOutput()
         XCTAssertEqual(try child.waitForExit(), 0)
-        let help = child.stdout
+        let help = try output.wait("the output of deribit-sim --help")
 
         // --help: flag → its text (the lines until the next option).
         var blocks: [String: String] = [:]
@@ -50,7 +56,7 @@ final class SocketInteropTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(blocks.count, 18, help)
 
         // docs/SIM.md: | `--a` / `--b` | `1` / `2` | meaning |
-        let doc = try String(contentsOf: TestPaths.repoRoot.appendingPathComponent("docs/SIM.md"), encoding: .utf8)
+        let doc = try String(contentsOf: Interop.repoRoot.appendingPathComponent("docs/SIM.md"), encoding: .utf8)
         var documented: [String: String] = [:]
         for line in doc.split(separator: "\n") where line.hasPrefix("| `--") {
             let cells = line.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }

@@ -9,7 +9,7 @@ final class SocketSessionTests: XCTestCase {
         Set(((try sim.state())["open_orders"] as? [[String: Any]] ?? []).compactMap { $0["order_id"] as? String })
     }
 
-    func restingBuy(_ c: SimClient, label: String) throws -> String {
+    func restingBuy(_ c: RPCClient, label: String) throws -> String {
         let r = try c.result("private/buy", ["instrument_name": "BTC-PERPETUAL", "amount": 10, "price": 40000, "label": label]) as! [String: Any]
         let order = r["order"] as! [String: Any]
         XCTAssertEqual(order["order_state"] as? String, "open")
@@ -37,8 +37,8 @@ final class SocketSessionTests: XCTestCase {
 
         var answered = 0
         while !idle.closed.isSet {
-            guard Date().timeIntervalSince(start) < 30 else { throw SocketTestFailure("the idle client was not dropped within 30 s") }
-            guard let m = answering.next(timeout: 0.05) else { continue }
+            guard Date().timeIntervalSince(start) < 30 else { throw TestFailure("the idle client was not dropped within 30 s") }
+            guard let m = try? answering.next("a message", timeout: 0.05) else { continue }
             let o = try decodeObject(m)
             if o["method"] as? String == "heartbeat" {
                 XCTAssertEqual((o["params"] as? [String: Any])?["type"] as? String, "test_request")
@@ -55,7 +55,7 @@ final class SocketSessionTests: XCTestCase {
 
         // The idle client did get its test_request before it was dropped.
         var idleMessages: [[String: Any]] = []
-        while let m = idle.next(timeout: 0) { idleMessages.append(try decodeObject(m)) }
+        while let m = try? idle.next("a message", timeout: 0) { idleMessages.append(try decodeObject(m)) }
         XCTAssert(idleMessages.contains { $0["method"] as? String == "heartbeat" }, "\(idleMessages)")
 
         // Heartbeat failure applies cancel-on-disconnect.
@@ -78,7 +78,7 @@ final class SocketSessionTests: XCTestCase {
         try watcher.authenticate()
         XCTAssertEqual(try watcher.result("private/subscribe", ["channels": ["user.orders.any.any.raw"]]) as? [String], ["user.orders.any.any.raw"])
 
-        var clients: [String: SimClient] = [:]
+        var clients: [String: RPCClient] = [:]
         var orders: [String: String] = [:]
         for name in ["closes", "crashes", "logs-out", "flag-off"] {
             let c = try connect(sim, loop)
@@ -97,7 +97,7 @@ final class SocketSessionTests: XCTestCase {
 
         func cancelNotification(for orderID: String) throws -> [String: Any] {
             while true {
-                let o = try watcher.notification("user.orders.any.any.raw") as! [String: Any]
+                let o = try watcher.notificationData(channel: "user.orders.any.any.raw") as! [String: Any]
                 if o["order_id"] as? String == orderID, o["order_state"] as? String == "cancelled" { return o }
             }
         }
@@ -117,7 +117,7 @@ final class SocketSessionTests: XCTestCase {
         let event = try clients["logs-out"]!.waitClosed()
         XCTAssertEqual(event.code, 1000)
         XCTAssertEqual(event.reason, "logout")
-        XCTAssertNil(try? clients["logs-out"]!.response(logoutID, timeout: 0.2), "private/logout has no response")
+        XCTAssertNil(try? clients["logs-out"]!.responseObject(idJSON: logoutID, timeout: 0.2), "private/logout has no response")
 
         // The flag off: nothing cancelled.
         clients["flag-off"]!.kill()
@@ -154,11 +154,11 @@ final class SocketSessionTests: XCTestCase {
         let loop = clientLoop()
         let url = "ws://127.0.0.1:\(port)/ws/api/v2"
 
-        let anon = try SimClient(url: url, loop: loop)
+        let anon = try RPCClient(url: url, loop: loop)
         addTeardownBlock { anon.kill() }
         for _ in 0..<3 { XCTAssertNotNil(try anon.call("public/test")["result"]) }
         let id = try anon.send("public/test")
-        let over = try anon.response(id)
+        let over = try anon.responseObject(idJSON: id)
         XCTAssertEqual((over["error"] as? [String: Any])?["code"] as? Int, 10028)
         XCTAssertEqual((over["error"] as? [String: Any])?["message"] as? String, "too_many_requests")
         XCTAssertEqual(over["id"] as? Int, Int(id))
@@ -167,7 +167,7 @@ final class SocketSessionTests: XCTestCase {
         XCTAssertEqual(closed.reason, "too_many_requests")
 
         // The matching-engine bucket (burst 2) of an account.
-        let trader = try SimClient(url: url, loop: loop)
+        let trader = try RPCClient(url: url, loop: loop)
         addTeardownBlock { trader.kill() }
         try trader.authenticate()
         XCTAssertEqual(try trader.result("private/enable_cancel_on_disconnect") as? String, "ok")
@@ -176,8 +176,8 @@ final class SocketSessionTests: XCTestCase {
         XCTAssertEqual((third["error"] as? [String: Any])?["code"] as? Int, 10028)
         XCTAssertEqual(try trader.waitClosed().code, 1008)
         var open = -1
-        try? pollUntil("cancel-on-disconnect after 10028", timeout: socketDeadline) {
-            let s = try decodeObject(try httpRequest("GET", port: port, path: "/sim/state").body)
+        try? pollUntil("cancel-on-disconnect after 10028", timeout: testDeadline) {
+            let s = try decodeObject(try HTTPClient.request("GET", port: port, path: "/sim/state").body)
             open = (s["open_orders"] as? [Any])?.count ?? -1
             return open == 0
         }
@@ -194,11 +194,11 @@ final class SocketSessionTests: XCTestCase {
         let under = request(id: 31, padding: 32_768 - 80)
         XCTAssertLessThanOrEqual(under.count, 32_768)
         c.sendRaw(under)
-        XCTAssertNotNil(try c.response("31")["result"], "a frame of \(under.count) bytes is served")
+        XCTAssertNotNil(try c.responseObject(idJSON: "31")["result"], "a frame of \(under.count) bytes is served")
 
         let over = request(id: 32, padding: 40_000)
         c.sendRaw(over)
-        let answer = try decodeObject(try XCTUnwrap(c.next(), "no answer to a \(over.count)-byte frame"))
+        let answer = try decodeObject(try XCTUnwrap(try? c.next(), "no answer to a \(over.count)-byte frame"))
         XCTAssertNil(answer["id"], "no id: Deribit does not parse the frame")
         XCTAssertEqual((answer["error"] as? [String: Any])?["code"] as? Int, -32600)
         XCTAssertEqual(answer["testnet"] as? Bool, true)

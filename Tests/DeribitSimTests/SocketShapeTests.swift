@@ -93,13 +93,13 @@ final class SocketShapeTests: XCTestCase {
         // The envelope, and the id echoed byte for byte (string and number ids).
         let idText = "\"hello-ä\""
         c.sendRaw(Array(#"{"jsonrpc":"2.0","id":"hello-ä","method":"public/hello","params":{"client_name":"t","client_version":"1"}}"#.utf8))
-        let hello = try c.response(idText)
+        let hello = try c.responseObject(idJSON: idText)
         XCTAssertEqual(hello["id"] as? String, "hello-ä")
         XCTAssertEqual(hello["jsonrpc"] as? String, "2.0")
         XCTAssertEqual(hello["testnet"] as? Bool, true)
         assertShape(hello["result"], documented: DocExamples.test, "public/hello")
         c.sendRaw(Array(#"{"jsonrpc":"2.0","id":1.50,"method":"public/test"}"#.utf8))
-        let raw = String(decoding: try c.responseBytes("1.50"), as: UTF8.self)
+        let raw = String(decoding: try c.response(idJSON: "1.50"), as: UTF8.self)
         XCTAssert(raw.hasPrefix(#"{"jsonrpc":"2.0","id":1.50,"result":{"version":"#), raw)
 
         let test = try c.call("public/test")
@@ -143,7 +143,7 @@ final class SocketShapeTests: XCTestCase {
 
         let sub = try c.call("public/subscribe", ["channels": ["ticker.BTC-PERPETUAL.100ms", "nonsense.channel", "book.NOPE.100ms"]])
         XCTAssertEqual(sub["result"] as? [String], ["ticker.BTC-PERPETUAL.100ms"], "unknown channels are left out")
-        assertShape(try c.notification("ticker.BTC-PERPETUAL.100ms"), documented: DocExamples.tickerPerpetual, "ticker notification")
+        assertShape(try c.notificationData(channel: "ticker.BTC-PERPETUAL.100ms"), documented: DocExamples.tickerPerpetual, "ticker notification")
         XCTAssertEqual(try c.result("public/unsubscribe", ["channels": ["ticker.BTC-PERPETUAL.100ms"]]) as? [String], ["ticker.BTC-PERPETUAL.100ms"])
     }
 
@@ -243,14 +243,14 @@ final class SocketShapeTests: XCTestCase {
 
         // Not JSON: -32700 without an id; not a request object: -32600.
         c.sendRaw(Array("{not json".utf8))
-        let parse = try decodeObject(try XCTUnwrap(c.next(), "no answer to a parse error"))
+        let parse = try decodeObject(try XCTUnwrap(try? c.next(), "no answer to a parse error"))
         XCTAssertNil(parse["id"])
         XCTAssertEqual(error(parse)["code"] as? Int, -32700)
         XCTAssertEqual(parse["testnet"] as? Bool, true)
         c.sendRaw(Array(#"{"jsonrpc":"2.0","id":9}"#.utf8))
-        XCTAssertEqual(error(try c.response("9"))["code"] as? Int, -32600)
+        XCTAssertEqual(error(try c.responseObject(idJSON: "9"))["code"] as? Int, -32600)
         c.sendRaw(Array(#"{"jsonrpc":"2.0","id":{"a":1},"method":"public/test"}"#.utf8))
-        let badID = try decodeObject(try XCTUnwrap(c.next(), "no answer to an object id"))
+        let badID = try decodeObject(try XCTUnwrap(try? c.next(), "no answer to an object id"))
         XCTAssertNil(badID["id"])
         XCTAssertEqual(error(badID)["code"] as? Int, -32600)
     }
@@ -278,7 +278,7 @@ final class SocketShapeTests: XCTestCase {
 
     func testHTTPAPI() throws {
         let sim = try startSim()
-        let r = try httpRequest("GET", port: sim.port, path: "/api/v2/public/get_instruments?currency=BTC")
+        let r = try HTTPClient.request("GET", port: sim.port, path: "/api/v2/public/get_instruments?currency=BTC")
         XCTAssertEqual(r.status, 200)
         let body = try decodeObject(r.body)
         XCTAssertNil(body["id"], "Deribit's HTTP GET API has no id")
@@ -289,20 +289,20 @@ final class SocketShapeTests: XCTestCase {
         XCTAssert(list.allSatisfy { $0["base_currency"] as? String == "BTC" }, "\(list)")
         for i in list where i["kind"] as? String == "future" { assertShape(i, documented: DocExamples.instrumentFuture, "HTTP get_instruments") }
 
-        let bad = try httpRequest("GET", port: sim.port, path: "/api/v2/public/get_instruments?currency=XRP")
+        let bad = try HTTPClient.request("GET", port: sim.port, path: "/api/v2/public/get_instruments?currency=XRP")
         XCTAssertEqual(bad.status, 400)
         XCTAssertEqual(((try decodeObject(bad.body))["error"] as? [String: Any])?["code"] as? Int, -32602)
 
-        let ws = try httpRequest("GET", port: sim.port, path: "/api/v2/public/subscribe?channels=ticker.BTC-PERPETUAL.100ms")
+        let ws = try HTTPClient.request("GET", port: sim.port, path: "/api/v2/public/subscribe?channels=ticker.BTC-PERPETUAL.100ms")
         XCTAssertEqual(ws.status, 400)
         XCTAssertEqual(((try decodeObject(ws.body))["error"] as? [String: Any])?["code"] as? Int, 11050)
 
-        let auth = try httpRequest("GET", port: sim.port, path: "/api/v2/public/auth?grant_type=client_credentials&client_id=sim-client&client_secret=sim-secret")
+        let auth = try HTTPClient.request("GET", port: sim.port, path: "/api/v2/public/auth?grant_type=client_credentials&client_id=sim-client&client_secret=sim-secret")
         XCTAssertEqual(auth.status, 200)
         let token = try XCTUnwrap(((try decodeObject(auth.body))["result"] as? [String: Any])?["access_token"] as? String)
-        let privateNoToken = try httpRequest("GET", port: sim.port, path: "/api/v2/private/get_open_orders_by_currency?currency=BTC")
+        let privateNoToken = try HTTPClient.request("GET", port: sim.port, path: "/api/v2/private/get_open_orders_by_currency?currency=BTC")
         XCTAssertEqual(privateNoToken.status, 400)
-        let privateOK = try httpRequest("GET", port: sim.port, path: "/api/v2/private/get_open_orders_by_currency?currency=BTC",
+        let privateOK = try HTTPClient.request("GET", port: sim.port, path: "/api/v2/private/get_open_orders_by_currency?currency=BTC",
                                         headers: ["Authorization": "Bearer \(token)"])
         XCTAssertEqual(privateOK.status, 200, String(decoding: privateOK.body, as: UTF8.self))
         XCTAssertEqual(((try decodeObject(privateOK.body))["result"] as? [Any])?.count, 0)

@@ -17,7 +17,7 @@ final class SocketStreamTests: XCTestCase {
         let before = try a.result("public/get_order_book", ["instrument_name": "BTC-PERPETUAL"]) as! [String: Any]
         XCTAssertEqual(try a.result("public/subscribe", ["channels": [channel]]) as? [String], [channel])
 
-        let snapshot = try a.notification(channel) as! [String: Any]
+        let snapshot = try a.notificationData(channel: channel) as! [String: Any]
         assertShape(snapshot, documented: DocExamples.bookSnapshot, "book snapshot")
         XCTAssertEqual(snapshot["type"] as? String, "snapshot")
         XCTAssertNil(snapshot["prev_change_id"])
@@ -42,10 +42,10 @@ final class SocketStreamTests: XCTestCase {
         apply(snapshot["asks"], &asks, "snapshot")
 
         var last = snapshot["change_id"] as! Int
-        var b: SimClient?
+        var b: RPCClient?
         var bLast: Int?
         for n in 1...600 {
-            let change = try a.notification(channel) as! [String: Any]
+            let change = try a.notificationData(channel: channel) as! [String: Any]
             if n == 1 { assertShape(change, documented: DocExamples.bookChange, "book change") }
             XCTAssertEqual(change["type"] as? String, "change")
             guard change["prev_change_id"] as? Int == last else {
@@ -58,13 +58,13 @@ final class SocketStreamTests: XCTestCase {
             if n == 300 {
                 b = try connect(sim, loop)
                 XCTAssertEqual(try b!.result("public/subscribe", ["channels": [channel]]) as? [String], [channel])
-                let snap = try b!.notification(channel) as! [String: Any]
+                let snap = try b!.notificationData(channel: channel) as! [String: Any]
                 XCTAssertEqual(snap["type"] as? String, "snapshot")
                 bLast = snap["change_id"] as? Int
             }
         }
         for _ in 1...100 {
-            let change = try b!.notification(channel) as! [String: Any]
+            let change = try b!.notificationData(channel: channel) as! [String: Any]
             XCTAssertEqual(change["prev_change_id"] as? Int, bLast, "second subscriber's chain")
             bLast = change["change_id"] as? Int
         }
@@ -98,13 +98,13 @@ final class SocketStreamTests: XCTestCase {
         XCTAssertEqual(on.body["stop_answering"] as? Bool, true)
         let lost = try c.send("public/test")
         // Notifications continue while requests go unanswered.
-        for _ in 0..<5 { _ = try c.notification(channel) }
-        XCTAssertNil(try? c.response(lost, timeout: 0.3), "answered while stop_answering was on")
+        for _ in 0..<5 { _ = try c.notificationData(channel: channel) }
+        XCTAssertNil(try? c.responseObject(idJSON: lost, timeout: 0.3), "answered while stop_answering was on")
         XCTAssertFalse(c.closed.isSet, "stop_answering does not close connections")
 
         XCTAssertEqual(try sim.post("/sim/fault/stop_answering?on=false").body["stop_answering"] as? Bool, false)
         XCTAssertNotNil(try c.call("public/test")["result"])
-        XCTAssertNil(try? c.response(lost, timeout: 0.1), "the dropped request was answered later")
+        XCTAssertNil(try? c.responseObject(idJSON: lost, timeout: 0.1), "the dropped request was answered later")
     }
 
     /// While stop_answering is on the exchange sends no test_request and drops nobody for not
@@ -164,12 +164,12 @@ final class SocketStreamTests: XCTestCase {
         XCTAssertEqual(published.status, 200)
         var found = false
         for _ in 0..<200 where !found {
-            let d = try subscriber.notification(channel) as? [[String: Any]]
+            let d = try subscriber.notificationData(channel: channel) as? [[String: Any]]
             found = d?.first?["trade_id"] as? String == "published-1"
             if found { XCTAssertEqual((d?.first?["price"] as? NSNumber)?.doubleValue, 12345.5) }
         }
         XCTAssert(found, "the published data never arrived")
-        XCTAssertThrowsError(try other.notification(channel, timeout: 0.3), "sent to a connection not subscribed")
+        XCTAssertThrowsError(try other.notificationData(channel: channel, timeout: 0.3), "sent to a connection not subscribed")
         XCTAssertEqual(try sim.post("/sim/publish").status, 400, "channel is required")
     }
 }

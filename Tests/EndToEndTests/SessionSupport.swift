@@ -118,13 +118,3 @@ final class SessionFixture {
 
     var gatewayLog: String { gw.child.stderrText }
 }
-
-extension RPCClient {
-    /// Waits for this connection to end; returns the close event.
-    func waitClosed(timeout: Double = testDeadline) throws -> WebSocketCloseEvent {
-        try closed.wait("the connection to close", timeout: timeout)
-    }
-
-    /// True when the connection has ended (does not wait).
-    var isClosed: Bool { (try? closed.wait("", timeout: 0)) != nil }
-}

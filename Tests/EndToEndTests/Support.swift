@@ -1,31 +1,9 @@
-import Dispatch
 import Foundation
-import Synchronization
 import Transport
 import XCTest
-// Waits with deadlines, child processes and the Python peer: shared with the other test targets.
+// Waits with deadlines, child processes, the Python peer and the JSON-RPC client: shared with
+// the other test targets.
 @_exported import TestSupport
-#if canImport(Glibc)
-import Glibc
-#endif
-
-// MARK: - the products under test
-
-/// Where `swift build` put the executables (next to the test bundle on Linux).
-enum Products {
-    static var directory: URL {
-        let bundle = Bundle.main.bundleURL
-        return bundle.pathExtension == "xctest" ? bundle.deletingLastPathComponent() : bundle
-    }
-
-    static func path(_ name: String) throws -> String {
-        let p = directory.appendingPathComponent(name).path
-        guard FileManager.default.isExecutableFile(atPath: p) else {
-            throw TestFailure("\(p) not found: build the package first (swift build)")
-        }
-        return p
-    }
-}
 
 /// A running `deribit-sim` on an ephemeral loopback port; stopped by pid when the test ends.
 final class SimProcess: @unchecked Sendable {
@@ -122,112 +100,5 @@ extension XCTestCase {
         addTeardownBlock { gw.stop() }
         try gw.waitForHealth(200)
         return (sim, gw)
-    }
-}
-
-/// A JSON-RPC client over our own WebSocket client, driven synchronously from the test thread.
-/// Every received message is kept in order; `call` waits for the response with its id.
-final class RPCClient: @unchecked Sendable {
-    let loop: EventLoop
-    let ws: WebSocketConnection
-    let messages = Channel<[UInt8]>()
-    let closed = Waiter<WebSocketCloseEvent>()
-    private var backlog: [[UInt8]] = []
-    private var nextID = 1
-
-    init(url: String, loop: EventLoop) throws {
-        self.loop = loop
-        guard let u = WebSocketURL(url) else { throw TestFailure("bad url \(url)") }
-        let w = Waiter<Result<WebSocketConnection, TransportError>>()
-        let messages = self.messages
-        let closed = self.closed
-        WebSocketClient.connect(url: u, loop: loop, limits: WebSocketLimits(maxFrameBytes: 64 << 20, maxMessageBytes: 64 << 20, maxBufferedBytes: 256 << 20)) { result in
-            if case .success(let ws) = result {
-                ws.onText = { _, bytes in messages.push(bytes) }
-                ws.onClose = { _, e in closed.fulfil(e) }
-            }
-            w.fulfil(result)
-        }
-        ws = try w.wait("WebSocket connect to \(url)").get()
-    }
-
-    func sendRaw(_ text: String) {
-        let bytes = Array(text.utf8)
-        let ws = self.ws
-        loop.execute { ws.sendText(bytes) }
-    }
-
-    /// Sends a request and returns its id.
-    @discardableResult
-    func send(_ method: String, _ params: [String: Any] = [:], id: Any? = nil) throws -> Any {
-        let rid: Any = id ?? { nextID += 1; return nextID }()
-        let obj: [String: Any] = ["jsonrpc": "2.0", "id": rid, "method": method, "params": params]
-        sendRaw(String(decoding: try JSONSerialization.data(withJSONObject: obj), as: UTF8.self))
-        return rid
-    }
-
-    /// The next message, from the backlog first.
-    func next(_ what: String = "a message", timeout: Double = testDeadline) throws -> [UInt8] {
-        if !backlog.isEmpty { return backlog.removeFirst() }
-        return try messages.next(what, timeout: timeout)
-    }
-
-    static func decode(_ bytes: [UInt8]) throws -> [String: Any] {
-        guard let obj = try JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any] else {
-            throw TestFailure("not a JSON object: \(String(decoding: bytes, as: UTF8.self))")
-        }
-        return obj
-    }
-
-    /// Waits for the response whose raw id bytes are `idJSON` (e.g. `7` or `"abc"`); other
-    /// messages stay in the backlog in order. Returns the raw bytes.
-    func response(idJSON: String, timeout: Double = testDeadline) throws -> [UInt8] {
-        var skipped: [[UInt8]] = []
-        defer { backlog.insert(contentsOf: skipped, at: 0) }
-        let end = Date().addingTimeInterval(timeout)
-        while true {
-            let m: [UInt8]
-            if let i = backlog.firstIndex(where: { Self.hasID($0, idJSON) }) {
-                return backlog.remove(at: i)
-            }
-            m = try messages.next("response id \(idJSON)", timeout: max(0.01, end.timeIntervalSinceNow))
-            if Self.hasID(m, idJSON) { return m }
-            skipped.append(m)
-        }
-    }
-
-    static func hasID(_ m: [UInt8], _ idJSON: String) -> Bool {
-        let s = String(decoding: m, as: UTF8.self)
-        return s.contains("\"id\":\(idJSON),") || s.contains("\"id\":\(idJSON)}")
-    }
-
-    /// Calls a method and returns the decoded response object.
-    func call(_ method: String, _ params: [String: Any] = [:], timeout: Double = testDeadline) throws -> [String: Any] {
-        let id = try send(method, params)
-        return try Self.decode(try response(idJSON: "\(id)", timeout: timeout))
-    }
-
-    /// The next `subscription` notification for `channel` (others are kept in order).
-    func notification(channel: String, timeout: Double = testDeadline) throws -> [String: Any] {
-        var skipped: [[UInt8]] = []
-        defer { backlog.insert(contentsOf: skipped, at: 0) }
-        let end = Date().addingTimeInterval(timeout)
-        while true {
-            let m = try messages.next("notification on \(channel)", timeout: max(0.01, end.timeIntervalSinceNow))
-            let obj = try Self.decode(m)
-            if (obj["params"] as? [String: Any])?["channel"] as? String == channel { return obj }
-            skipped.append(m)
-        }
-    }
-
-    func close(code: UInt16 = 1000) {
-        let ws = self.ws
-        loop.execute { ws.close(code: code) }
-    }
-
-    /// Closes the TCP connection without a close frame (a strategy that crashed).
-    func kill() {
-        let ws = self.ws
-        loop.execute { ws.abort() }
     }
 }

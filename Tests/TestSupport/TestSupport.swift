@@ -137,6 +137,22 @@ public enum Interop {
     }
 }
 
+/// The executables of this package, where `swift build` put them (next to the test bundle on Linux).
+public enum Products {
+    public static var directory: URL {
+        let bundle = Bundle.main.bundleURL
+        return bundle.pathExtension == "xctest" ? bundle.deletingLastPathComponent() : bundle
+    }
+
+    public static func path(_ name: String) throws -> String {
+        let p = directory.appendingPathComponent(name).path
+        guard FileManager.default.isExecutableFile(atPath: p) else {
+            throw TestFailure("\(p) not found: build the package first (swift build --build-tests)")
+        }
+        return p
+    }
+}
+
 /// A child process that is always terminated (by pid) when the test ends.
 public final class ChildProcess: @unchecked Sendable {
     public let process = Process()
