@@ -93,6 +93,15 @@ public final class TCPConnection: IOHandler, @unchecked Sendable {
     /// has it before `completion` runs.
     private var retainedWhileConnecting: TCPConnection?
     private var lingerTimer: ScheduledTask?
+
+    /// How long `close()` keeps flushing queued bytes to a peer that does not read before it
+    /// closes anyway: a stalled peer never holds a descriptor for long.
+    public static let flushBeforeCloseTimeout: Duration = .seconds(5)
+    /// After our FIN, how long the peer's last bytes are drained before the descriptor is closed
+    /// (closing at once could make the kernel reset the connection and destroy a final response).
+    public static let drainAfterShutdownTimeout: Duration = .seconds(2)
+    /// This connection's two bounds (tests shorten them). Loop-confined.
+    public var closeTimeouts = (flush: TCPConnection.flushBeforeCloseTimeout, drain: TCPConnection.drainAfterShutdownTimeout)
     private var readingPaused = false
 
     /// Wraps an accepted, non-blocking socket. Call `start()` on the loop.
@@ -524,7 +533,7 @@ public final class TCPConnection: IOHandler, @unchecked Sendable {
             if state == .closed { return }
             if bufferedBytes > 0 {
                 state = .flushingThenClose
-                lingerTimer = loop.schedule(after: .seconds(5)) { [weak self] in self?.finalClose(.local) }
+                lingerTimer = loop.schedule(after: closeTimeouts.flush) { [weak self] in self?.finalClose(.local) }
             } else {
                 beginHalfClose()
             }
@@ -540,7 +549,7 @@ public final class TCPConnection: IOHandler, @unchecked Sendable {
         Syscall.shutdownWrite(fd)
         registration?.setReadInterest(true)
         lingerTimer?.cancel()
-        lingerTimer = loop.schedule(after: .seconds(2)) { [weak self] in self?.finalClose(.local) }
+        lingerTimer = loop.schedule(after: closeTimeouts.drain) { [weak self] in self?.finalClose(.local) }
     }
 
     /// Abrupt close: RST, nothing flushed.
