@@ -42,11 +42,8 @@ public final class Gateway: @unchecked Sendable {
     let tlsContext: TLSContext?
     /// Clients with queued notification frames during the current upstream read.
     var clientsToFlush: [ClientSession] = []
-    /// Client reads are paused while the upstream's write buffer is over its high watermark.
-    var clientsPaused = false
-    /// Backpressure (SPEC §8): over this many unsent bytes to the upstream, client reads pause
-    /// until the upstream socket drains, rather than queueing without bound.
-    static let upstreamHighWatermark = 4 << 20
+    /// Client reads pause while the upstream's write buffer is over its high watermark.
+    var backpressure = UpstreamBackpressure()
 
     // Subscriptions (SPEC §6.4) and cancel-on-disconnect (SPEC §7).
     var subscriptions = SubscriptionRegistry()
@@ -146,7 +143,7 @@ public final class Gateway: @unchecked Sendable {
             self.openTransports -= 1
             self.shutdownEvent { $0.clientsChanged(open: self.openTransports, now: $1) }
         }
-        if clientsPaused { ws.pauseReading() }
+        if backpressure.clientsPaused { ws.pauseReading() }
         s.logger.debug("client connected", metadata: ["peer": "\(ws.tcp.peer.map { "\($0)" } ?? "?")"])
     }
 

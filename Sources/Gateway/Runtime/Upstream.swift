@@ -224,16 +224,14 @@ extension Gateway {
         }
         ws.sendText(bytes)
         session.requestSent(now: now)
-        if ws.bufferedBytes > Self.upstreamHighWatermark && !clientsPaused {
-            clientsPaused = true
-            logger.warning("upstream write buffer over \(Self.upstreamHighWatermark) bytes: pausing client reads")
+        if backpressure.wrote(buffered: ws.bufferedBytes) == .pauseClients {
+            logger.warning("upstream write buffer over \(UpstreamBackpressure.highWatermark) bytes: pausing client reads")
             for c in sessions.webSockets { c.webSocket?.pauseReading() }
         }
     }
 
     func upstreamDrained() {
-        guard clientsPaused else { return }
-        clientsPaused = false
+        guard backpressure.drained() == .resumeClients else { return }
         for c in sessions.webSockets { c.webSocket?.resumeReading() }
     }
 
