@@ -252,7 +252,8 @@ extension Gateway {
 
     func upstreamMessage(_ bytes: [UInt8]) {
         loop.assertInEventLoop()
-        session.received(now: now)
+        let t = now
+        session.received(now: t)
         let scan: JSONRPCScan
         do throws(JSONRPCScanError) {
             scan = try JSONRPCScanner.scan(bytes)
@@ -279,12 +280,12 @@ extension Gateway {
             return
         }
         let answered = router.answered(id)
-        session.answerReceived(now: now, stillAwaiting: !router.pending.isEmpty)
+        session.answerReceived(now: t, stillAwaiting: !router.pending.isEmpty)
         guard let p = answered else {
             lateResponse(id, bytes, scan)
             return
         }
-        let seconds = Double(now &- p.sentAt) / 1e9
+        let seconds = Double(t &- p.sentAt) / 1e9
         metrics.requestDuration.observe(seconds)
         upstreamRTTMillis = seconds * 1000
         complete(p, .response(bytes: bytes, scan: scan))
