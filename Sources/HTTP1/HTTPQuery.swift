@@ -16,6 +16,26 @@ public enum HTTPQuery {
         }
     }
 
+    /// As `parse`, but nil when a name or value decodes to bytes that are not valid UTF-8:
+    /// for callers that must not pass on altered text (the gateway's upstream frames).
+    public static func parseValidUTF8(_ query: String) -> [(name: String, value: String)]? {
+        var out: [(name: String, value: String)] = []
+        for piece in query.utf8.split(separator: UInt8(ascii: "&"), omittingEmptySubsequences: true) {
+            let name: [UInt8]
+            let value: [UInt8]
+            if let equals = piece.firstIndex(of: UInt8(ascii: "=")) {
+                name = decodeBytes(piece[..<equals], plusAsSpace: true)
+                value = decodeBytes(piece[piece.index(after: equals)...], plusAsSpace: true)
+            } else {
+                name = decodeBytes(piece, plusAsSpace: true)
+                value = []
+            }
+            guard let n = String(validating: name, as: UTF8.self), let v = String(validating: value, as: UTF8.self) else { return nil }
+            out.append((n, v))
+        }
+        return out
+    }
+
     /// Percent-decodes `string` (RFC 3986 §2.1), keeping invalid escapes as written.
     /// With `plusAsSpace`, `+` decodes to a space as in form encoding; paths keep it.
     public static func percentDecode(_ string: String, plusAsSpace: Bool = false) -> String {
@@ -23,6 +43,10 @@ public enum HTTPQuery {
     }
 
     private static func decode(_ bytes: Substring.UTF8View.SubSequence, plusAsSpace: Bool) -> String {
+        String(decoding: decodeBytes(bytes, plusAsSpace: plusAsSpace), as: UTF8.self)
+    }
+
+    private static func decodeBytes(_ bytes: Substring.UTF8View.SubSequence, plusAsSpace: Bool) -> [UInt8] {
         let bytes = Array(bytes)
         var out: [UInt8] = []
         out.reserveCapacity(bytes.count)
@@ -39,6 +63,6 @@ public enum HTTPQuery {
                 i += 1
             }
         }
-        return String(decoding: out, as: UTF8.self)
+        return out
     }
 }

@@ -134,6 +134,28 @@ final class FrontDoorTests: XCTestCase {
         XCTAssertEqual(fits.status, 200)
     }
 
+    /// SPEC §6.1: every text frame sent upstream is valid UTF-8. An HTTP body or a query that
+    /// decodes to invalid UTF-8 gets -32700 to its sender alone; the shared session stays.
+    func testInvalidUTF8OverHTTPIsRefusedAndNeverReachesTheUpstream() throws {
+        let opened = try sim.simTotals()["connections_opened"]
+        var body = Array(#"{"jsonrpc":"2.0","id":1,"method":"public/get_time","params":{"x":""#.utf8)
+        body += [0xFF, 0xFE]
+        body += Array(#""}}"#.utf8)
+        let post = try HTTPClient.request("POST", port: gw.port, path: "/api/v2", body: body)
+        XCTAssertEqual(post.status, 400, String(decoding: post.body, as: UTF8.self))
+        XCTAssertEqual(((try RPCClient.decode(post.body))["error"] as? [String: Any])?["code"] as? Int, -32700)
+
+        let get = try HTTPClient.request("GET", port: gw.port, path: "/api/v2/public/get_time?label=%FF%FE")
+        XCTAssertEqual(get.status, 400, String(decoding: get.body, as: UTF8.self))
+        XCTAssertEqual(((try RPCClient.decode(get.body))["error"] as? [String: Any])?["code"] as? Int, -32700)
+
+        // The session is the same one, and it still answers.
+        let ok = try HTTPClient.request("GET", port: gw.port, path: "/api/v2/public/get_time")
+        XCTAssertEqual(ok.status, 200)
+        XCTAssertEqual(try sim.simTotals()["connections_opened"], opened, "the upstream session was never failed")
+        XCTAssertEqual(try sim.methodCalls("public/get_time"), 1, "only the valid call reached the exchange")
+    }
+
     func testHTTPJSONRPC() throws {
         let get = try HTTPClient.request("GET", port: gw.port, path: "/api/v2/public/get_time")
         XCTAssertEqual(get.status, 200)

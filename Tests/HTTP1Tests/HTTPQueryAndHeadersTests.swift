@@ -7,6 +7,21 @@ final class HTTPQueryTests: XCTestCase {
         HTTPQuery.parse(query).map { "\($0.name)=\($0.value)" }
     }
 
+    /// The gateway's upstream frames must be valid UTF-8: a query that decodes to anything else
+    /// is refused whole, never passed on with replacement characters.
+    func testParseValidUTF8RefusesInvalidBytesAndAgreesWithParseOtherwise() {
+        for q in ["a=1&b=x%20y&c&d=", "label=%E2%82%AC+1", "", "x=%zz", "x=%"] {
+            let strict = HTTPQuery.parseValidUTF8(q)
+            XCTAssertNotNil(strict, q)
+            XCTAssertEqual(strict?.map(\.name), HTTPQuery.parse(q).map(\.name), q)
+            XCTAssertEqual(strict?.map(\.value), HTTPQuery.parse(q).map(\.value), q)
+        }
+        XCTAssertEqual(HTTPQuery.parseValidUTF8("label=%E2%82%AC")?.first?.value, "€")
+        for q in ["label=%FF", "a=1&b=%C3", "%80=x", "x=%ED%A0%80", "x=%C0%AF"] {
+            XCTAssertNil(HTTPQuery.parseValidUTF8(q), "\(q): invalid UTF-8 (stray, truncated, surrogate, overlong)")
+        }
+    }
+
     func testPlainPairsInOrder() {
         XCTAssertEqual(
             pairs("instrument_name=BTC-PERPETUAL&depth=5&depth=10"),

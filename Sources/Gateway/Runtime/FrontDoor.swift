@@ -163,8 +163,12 @@ extension Gateway {
     /// `GET /api/v2/{public,private}/METHOD?params`: params from the query string.
     func httpGetJSONRPC(_ request: HTTPRequest, _ context: HTTPRequestContext) -> HTTPServerAction {
         let method = String(request.path.dropFirst("/api/v2/".count))
+        // SPEC §6.1: a query that decodes to invalid UTF-8 is refused, never passed on altered.
+        guard let query = HTTPQuery.parseValidUTF8(request.query ?? "") else {
+            return .respond(jsonResponse(400, GatewayError.malformed(.notJSON).response(id: JSONRPCWire.nullID)))
+        }
         var params: [(String, JSONValue)] = []
-        for (name, value) in HTTPQuery.parse(request.query ?? "") {
+        for (name, value) in query {
             params.append((name, Self.queryValue(value)))
         }
         let body: JSONValue = .object([("jsonrpc", "2.0"), ("id", .null), ("method", .string(method)), ("params", .object(params))])
@@ -192,6 +196,11 @@ extension Gateway {
                 return .respond(jsonResponse(401, GatewayError.unauthorized.response(id: JSONRPCWire.nullID)))
             }
             client = c
+        }
+        // SPEC §6.1: every text frame sent upstream is valid UTF-8. A WebSocket text frame is
+        // checked by RFC 6455 (1007); an HTTP body is checked here: -32700 to its sender alone.
+        guard String(validating: body, as: UTF8.self) != nil else {
+            return .respond(jsonResponse(400, GatewayError.malformed(.notJSON).response(id: JSONRPCWire.nullID)))
         }
         return .deferred { [unowned self] respond in
             let s = self.sessions.insert { id in
