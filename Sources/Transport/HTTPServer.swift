@@ -116,11 +116,14 @@ private final class HTTPServerConnection: @unchecked Sendable {
     }
 
     func start() {
-        tcp.onBytes = { [unowned self] bytes in
+        // Weak: a connection the server closes itself outlives this object while it flushes and
+        // drains (TCPConnection keeps itself alive until its fd is closed).
+        tcp.onBytes = { [weak self] bytes in
+            guard let self else { return }
             self.parser.feed(bytes)
             self.process()
         }
-        tcp.onClose = { [unowned self] _ in self.finish() }
+        tcp.onClose = { [weak self] _ in self?.finish() }
         tcp.start()
         armTimer(limits.requestTimeout)
     }
@@ -163,6 +166,11 @@ private final class HTTPServerConnection: @unchecked Sendable {
                 send(response, keepAlive: request.keepAlive)
             case .deferred(let body):
                 busy = true
+                // The request is complete: its answer may take as long as the handler needs (the
+                // gateway's answers are bounded by request_timeout_ms). The idle timer starts
+                // again with the answer.
+                timer?.cancel()
+                timer = nil
                 var answered = false
                 body { [weak self] response in
                     guard let self, !answered else { return }

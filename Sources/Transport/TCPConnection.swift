@@ -92,6 +92,10 @@ public final class TCPConnection: IOHandler, @unchecked Sendable {
     /// Keeps a connecting socket alive: the loop holds its handler weakly and nobody else
     /// has it before `completion` runs.
     private var retainedWhileConnecting: TCPConnection?
+    /// Keeps a closing socket alive until `finalClose` has run: once its owner lets go, the
+    /// loop holds its handler only weakly, and a half-closed fd nobody holds is never closed
+    /// (STYLE.md: whatever drains and closes it must hold it strongly until `close` has run).
+    private var retainedWhileClosing: TCPConnection?
     private var lingerTimer: ScheduledTask?
 
     /// How long `close()` keeps flushing queued bytes to a peer that does not read before it
@@ -531,6 +535,7 @@ public final class TCPConnection: IOHandler, @unchecked Sendable {
             tls?.shutdown()
             flushTLSOutput()
             if state == .closed { return }
+            retainedWhileClosing = self
             if bufferedBytes > 0 {
                 state = .flushingThenClose
                 lingerTimer = loop.schedule(after: closeTimeouts.flush) { [weak self] in self?.finalClose(.local) }
@@ -584,5 +589,6 @@ public final class TCPConnection: IOHandler, @unchecked Sendable {
         onBytes = nil
         onDrained = nil
         cb?(reason)
+        retainedWhileClosing = nil
     }
 }
