@@ -299,4 +299,24 @@ final class CancelQueueTests: XCTestCase {
         XCTAssertNil(q.nextDueAt)
         XCTAssertEqual(q.failures, 4, "lost, timed out, check lost, refused")
     }
+
+    /// The backoff doubles per *consecutive* failure (CancelQueue.retryDelay's doc): an answer
+    /// that is not a failure (the state check saying the order is still open) starts it over.
+    func testTheBackoffStartsOverAfterAnAnswer() throws {
+        var q = queue("A")
+        var now: Nanos = 0
+        for _ in 0..<2 {
+            _ = q.next(now: now)
+            XCTAssertNil(q.cancelAnswered("A", try deribitError(10028, "too_many_requests"), now: now))
+            now = try XCTUnwrap(q.nextDueAt)
+        }
+        XCTAssertEqual(now, 1_500 * millisecond, "500 ms, then 1 s")
+        _ = q.next(now: now)
+        XCTAssertNil(q.cancelAnswered("A", .failed(.upstreamTimeout), now: now))
+        XCTAssertEqual(next(&q, now: now), "A checkState")
+        XCTAssertNil(q.stateAnswered("A", try orderAnswer("A", "open"), now: now), "an answer: the exchange is talking")
+        XCTAssertEqual(next(&q, now: now), "A cancel")
+        XCTAssertNil(q.cancelAnswered("A", try deribitError(10028, "too_many_requests"), now: now))
+        XCTAssertEqual(q.nextDueAt, now + CancelQueue.retryDelay, "the first failure after an answer waits the first delay")
+    }
 }
