@@ -396,6 +396,20 @@ final class OrderTrackerTests: XCTestCase {
         XCTAssertNil(t.ledger.owner(of: "X"), "and are no longer followed")
     }
 
+    /// SPEC §7: a flagged client's orders are cancelled, "including orders whose creation response
+    /// arrives after the disconnect". The runtime forgets departed clients after the late-response
+    /// window (`expire` runs on every sweep, also while the upstream is away); an outage longer than
+    /// that window must not turn a lost creation of a flagged client into an order nobody cancels.
+    func testALostCreationOfAFlaggedClientGoneLongerThanTheLateWindowIsStillCancelled() throws {
+        var t = OrderTracker()
+        t.creationLost(client: alice, label: "alpha", intent: intent())
+        XCTAssertEqual(t.clientDisconnected(alice, label: "alpha", cancels: true, now: 0), [])
+        t.expire(now: OrderTracker.lateResponseWindow + 1 * second)  // the upstream is back after 61 s
+        let r = try reconcile(&t, open: [exchangeOrder("X")])
+        XCTAssertEqual(r.attributed.map(\.orderID), ["X"])
+        XCTAssertEqual(r.cancels, [cancel("X", alice)], "left open, held in the ledger for a client that will never come back")
+    }
+
     func testAnEditAnsweredAfterTheEditorLeftClaimsNothing() throws {
         var t = OrderTracker()
         XCTAssertEqual(t.clientDisconnected(bob, label: "bravo", cancels: true, now: 0), [])
