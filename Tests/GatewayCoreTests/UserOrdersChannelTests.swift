@@ -69,4 +69,12 @@ final class UserOrdersChannelTests: XCTestCase {
         XCTAssertFalse(UserOrdersChannel.isRaw("user.orders.future.BTC.100ms"))
         XCTAssertFalse(UserOrdersChannel.isRaw("user.orders.BTC-PERPETUAL.agg2"))
     }
+
+    /// Deribit's `user.orders.{kind}.{currency}` takes `combo` too: "Instrument kind, "combo"
+    /// for any combo or "any" for all" (future, option, spot, future_combo, option_combo, combo, any).
+    func testTheComboKindShowsEveryCombo() {
+        XCTAssertTrue(UserOrdersChannel.covers("user.orders.combo.BTC.raw", instrument: "BTC-FS-27DEC24_PERP"))
+        XCTAssertTrue(UserOrdersChannel.covers("user.orders.combo.any.100ms", instrument: "BTC-CS-27DEC24-100000_110000"))
+        XCTAssertFalse(UserOrdersChannel.covers("user.orders.combo.any.raw", instrument: "BTC-PERPETUAL"))
+    }
 }
