@@ -195,4 +195,226 @@ final class OrderTrackerTests: XCTestCase {
         XCTAssertEqual(t.reconcile(known: known, result: range, of: bytes).closed, ["B", "C"])
         XCTAssertEqual(t.ledger.allOrders, ["A", "D"])
     }
+
+
+    // MARK: what a lost creation asked for (SPEC §7)
+
+    private func intent(
+        _ direction: String = "buy", _ instrument: String = "BTC-PERPETUAL", amount: Double? = 10, price: Double? = 50_000,
+        label: String? = nil
+    ) -> OrderIntent {
+        OrderIntent(direction: direction, instrument: instrument, amount: amount, price: price, label: label)
+    }
+
+    private func parse(_ method: String, params: String?) throws -> OrderIntent? {
+        let p = params.map { #","params":\#($0)"# } ?? ""
+        let bytes = Array(#"{"jsonrpc":"2.0","id":1,"method":"\#(method)"\#(p)}"#.utf8)
+        return OrderIntent.parse(method: MethodPolicy.traits(of: method), bytes: bytes, params: try JSONRPCScanner.scan(bytes).params)
+    }
+
+    /// An order as `private/get_open_orders` lists it; `label: nil` leaves the member out.
+    private func exchangeOrder(
+        _ id: String, _ direction: String = "buy", _ instrument: String = "BTC-PERPETUAL", amount: String = "10",
+        price: String = "50000", label: String? = "", state: String = "open"
+    ) -> String {
+        let l = label.map { #","label":"\#($0)""# } ?? ""
+        return #"{"order_id":"\#(id)","order_state":"\#(state)","instrument_name":"\#(instrument)","direction":"\#(direction)","amount":\#(amount),"price":\#(price),"order_type":"limit"\#(l)}"#
+    }
+
+    private func matches(_ i: OrderIntent, _ orderJSON: String) -> Bool {
+        let bytes = Array(orderJSON.utf8)
+        return i.matches(bytes, 0..<bytes.count)
+    }
+
+    private func reconcile(_ t: inout OrderTracker, known: Set<String> = [], open: [String]) throws -> OrderTracker.Reconciliation {
+        let (bytes, range) = try response("[" + open.joined(separator: ",") + "]")
+        return t.reconcile(known: known, result: range, of: bytes)
+    }
+
+    func testTheIntentOfABuyOrASell() throws {
+        XCTAssertEqual(try parse("private/buy", params: #"{"instrument_name":"BTC-PERPETUAL","amount":10,"type":"limit","price":50000.5,"label":"grid-1"}"#),
+                       intent(price: 50_000.5, label: "grid-1"))
+        XCTAssertEqual(try parse("private/sell", params: #"{"amount":0.1,"instrument_name":"ETH-27DEC24","type":"market"}"#),
+                       intent("sell", "ETH-27DEC24", amount: 0.1, price: nil, label: nil), "what the request does not name stays nil")
+        XCTAssertEqual(try parse("private/buy", params: #"{"instrument_name":"BTC-PERPETUAL","label":"a\u0062"}"#),
+                       intent(amount: nil, price: nil, label: "ab"), "escapes decoded")
+    }
+
+    func testNoIntentForOtherMethodsOrWithoutAnInstrument() throws {
+        let params = #"{"instrument_name":"BTC-PERPETUAL","amount":10,"price":50000}"#
+        for method in ["private/edit", "private/edit_by_label", "private/mass_quote", "private/close_position",
+                       "private/cancel", "public/get_time", "private/buy_something"] {
+            XCTAssertNil(try parse(method, params: params), method)
+        }
+        XCTAssertNil(try parse("private/buy", params: nil), "no params")
+        XCTAssertNil(try parse("private/buy", params: #"{"amount":10,"price":50000}"#), "no instrument")
+        XCTAssertNil(try parse("private/buy", params: #"{"instrument_name":7}"#), "not a string")
+    }
+
+    func testAnIntentMatchesWhatItNamed() {
+        let order = exchangeOrder("X", amount: "10.0", price: "50000", label: "grid-1")
+        XCTAssertTrue(matches(intent(label: "grid-1"), order), "10 and 10.0 are the same amount")
+        XCTAssertFalse(matches(intent(label: "grid-1"), exchangeOrder("X", "sell", label: "grid-1")), "direction")
+        XCTAssertFalse(matches(intent("buy", "ETH-PERPETUAL", label: "grid-1"), order), "instrument")
+        XCTAssertFalse(matches(intent(amount: 20, label: "grid-1"), order), "amount")
+        XCTAssertFalse(matches(intent(price: 50_001, label: "grid-1"), order), "price")
+        XCTAssertFalse(matches(intent(label: "grid-2"), order), "label")
+        XCTAssertFalse(matches(intent(label: nil), order), "a request without a label made an order without one")
+        XCTAssertTrue(matches(intent(amount: nil, price: nil, label: "grid-1"), order), "only what the request named is compared")
+
+        XCTAssertTrue(matches(intent(label: nil), exchangeOrder("X", label: "")), "Deribit's empty label")
+        XCTAssertTrue(matches(intent(label: nil), exchangeOrder("X", label: nil)), "no label member at all")
+        XCTAssertFalse(matches(intent(label: "grid-1"), exchangeOrder("X", label: nil)))
+        XCTAssertFalse(matches(intent(), #"{"order_id":"X","order_state":"open","amount":10,"price":50000}"#), "no instrument, no direction")
+    }
+
+    // MARK: lost creations
+
+    func testTimedOutCreationsBecomeLostCreationsWhenTheUpstreamIsLost() throws {
+        var t = OrderTracker()
+        let buy = MethodPolicy.traits(of: "private/buy")
+        t.requestTimedOut(upstreamID: 7, client: alice, method: buy, intent: intent(label: "a"), now: 0)
+        t.requestTimedOut(upstreamID: 8, client: bob, method: MethodPolicy.traits(of: "private/edit"), intent: nil, now: 0)
+        t.requestTimedOut(upstreamID: 9, client: bob, method: MethodPolicy.traits(of: "private/sell"), intent: intent("sell"), now: 0)
+        t.creationLost(client: alice, label: "alpha", intent: intent(amount: 30))
+        XCTAssertEqual(t.lostCreations.count, 1)
+
+        t.upstreamLost { $0 == self.alice ? "alpha" : "bravo" }
+        XCTAssertEqual(t.lostCreations, [
+            OrderTracker.LostCreation(client: alice, label: "alpha", intent: intent(amount: 30)),
+            OrderTracker.LostCreation(client: alice, label: "alpha", intent: intent(label: "a")),
+            OrderTracker.LostCreation(client: bob, label: "bravo", intent: intent("sell")),
+        ], "an edit has no intent: it creates no order to find")
+        XCTAssertNil(t.lateResponse(upstreamID: 7), "its late answer can no longer come")
+        XCTAssertNil(t.lateResponse(upstreamID: 9))
+        XCTAssertTrue(t.needsReconciliation)
+    }
+
+    func testLostCreationsAreBounded() {
+        var t = OrderTracker()
+        for _ in 0..<(OrderTracker.maxLostCreations + 1) { t.creationLost(client: alice, label: "alpha", intent: intent()) }
+        XCTAssertEqual(t.lostCreations.count, OrderTracker.maxLostCreations)
+        XCTAssertEqual(OrderTracker.maxLostCreations, 4096)
+    }
+
+    func testAReconciliationIsNeededWhileOrdersAreFollowedOrCreationsWereLost() throws {
+        var t = OrderTracker()
+        XCTAssertFalse(t.needsReconciliation)
+        try respond(&t, alice, "private/buy", placed("A"))
+        XCTAssertTrue(t.needsReconciliation)
+        try notify(&t, data: order("A", "filled"))
+        XCTAssertFalse(t.needsReconciliation)
+        t.creationLost(client: alice, label: "alpha", intent: intent())
+        XCTAssertTrue(t.needsReconciliation)
+        XCTAssertEqual(try reconcile(&t, open: []), OrderTracker.Reconciliation())
+        XCTAssertTrue(t.lostCreations.isEmpty, "judged once")
+        XCTAssertFalse(t.needsReconciliation)
+    }
+
+    // MARK: reconciliation
+
+    func testClosedIsWhatWasKnownAndIsNotOpen() throws {
+        var t = OrderTracker()
+        for id in ["A", "B", "C"] { try respond(&t, alice, "private/buy", placed(id)) }
+        let r = try reconcile(&t, known: ["A", "B", "C"], open: [exchangeOrder("A"), exchangeOrder("B", state: "filled"), exchangeOrder("N")])
+        XCTAssertEqual(r.closed, ["B", "C"], "a closed order in the answer is not open")
+        XCTAssertEqual(r.attributed.count, 0)
+        XCTAssertEqual(r.unattributed, [], "N matches no lost creation: nobody's")
+        XCTAssertEqual(t.ledger.allOrders, ["A"])
+    }
+
+    func testAnOrderMatchingExactlyOneLostCreationIsAttributed() throws {
+        var t = OrderTracker()
+        t.creationLost(client: alice, label: "alpha", intent: intent(label: "a1"))
+        t.creationLost(client: bob, label: "bravo", intent: intent("sell", amount: 20, price: 51_000))
+        let r = try reconcile(&t, open: [
+            exchangeOrder("X", label: "a1"),
+            exchangeOrder("Y", "sell", amount: "20", price: "51000"),
+            exchangeOrder("Z", amount: "99"),
+        ])
+        XCTAssertEqual(r.attributed.map { "\($0.orderID) \($0.client.slot) \($0.label)" }, ["X 1 alpha", "Y 2 bravo"])
+        XCTAssertEqual(r.unattributed, [])
+        XCTAssertEqual(r.cancels, [])
+        XCTAssertEqual(t.ledger.owner(of: "X"), alice.raw)
+        XCTAssertEqual(t.ledger.owner(of: "Y"), bob.raw)
+        XCTAssertNil(t.ledger.owner(of: "Z"))
+        XCTAssertEqual(t.clientDisconnected(alice, label: "alpha", cancels: true, now: 0), [cancel("X", alice)],
+                       "an attributed order is cancelled with its creator's disconnect")
+    }
+
+    func testAnOrderTwoLostCreationsMatchIsNotAttributed() throws {
+        var t = OrderTracker()
+        t.creationLost(client: alice, label: "alpha", intent: intent())
+        t.creationLost(client: bob, label: "bravo", intent: intent())
+        let r = try reconcile(&t, open: [exchangeOrder("X")])
+        XCTAssertEqual(r.attributed.count, 0)
+        XCTAssertEqual(r.unattributed, ["X"])
+        XCTAssertEqual(t.unattributed, ["X"], "kept for /health")
+        XCTAssertNil(t.ledger.owner(of: "X"))
+        XCTAssertEqual(t.clientDisconnected(alice, label: "alpha", cancels: true, now: 0), [])
+    }
+
+    func testALostCreationMatchingTwoOrdersAttributesNeither() throws {
+        var t = OrderTracker()
+        t.creationLost(client: alice, label: "alpha", intent: intent(price: nil))
+        t.creationLost(client: bob, label: "bravo", intent: intent(price: 52_000))
+        // Alice's matches X and Y; Bob's matches Y only, which Alice's matches too.
+        let r = try reconcile(&t, open: [exchangeOrder("X"), exchangeOrder("Y", price: "52000")])
+        XCTAssertEqual(r.attributed.count, 0)
+        XCTAssertEqual(r.unattributed, ["X", "Y"])
+        XCTAssertTrue(t.ledger.allOrders.isEmpty)
+    }
+
+    func testAnOrderAlreadyFollowedIsNotAttributedAgain() throws {
+        var t = OrderTracker()
+        try respond(&t, bob, "private/buy", #"{"order":\#(exchangeOrder("X")),"trades":[]}"#)
+        t.creationLost(client: alice, label: "alpha", intent: intent())
+        let r = try reconcile(&t, known: ["X"], open: [exchangeOrder("X")])
+        XCTAssertEqual(r, OrderTracker.Reconciliation())
+        XCTAssertEqual(t.ledger.owner(of: "X"), bob.raw, "its owner stays")
+    }
+
+    func testAnOrderOfAFlaggedClientThatHasGoneIsAttributedAndCancelled() throws {
+        var t = OrderTracker()
+        t.creationLost(client: alice, label: "alpha", intent: intent())
+        XCTAssertEqual(t.clientDisconnected(alice, label: "alpha", cancels: true, now: 0), [])
+        let r = try reconcile(&t, open: [exchangeOrder("X")])
+        XCTAssertEqual(r.attributed.map(\.orderID), ["X"])
+        XCTAssertEqual(r.cancels, [cancel("X", alice)])
+        XCTAssertEqual(t.ledger.owner(of: "X"), alice.raw, "followed until the cancel is confirmed")
+        t.cancelSettled("X")
+        XCTAssertTrue(t.ledger.allOrders.isEmpty)
+    }
+
+    func testAnOrderOfAnUnflaggedClientThatHasGoneIsReleased() throws {
+        var t = OrderTracker()
+        t.creationLost(client: alice, label: "alpha", intent: intent())
+        XCTAssertEqual(t.clientDisconnected(alice, label: "alpha", cancels: false, now: 0), [])
+        let r = try reconcile(&t, open: [exchangeOrder("X")])
+        XCTAssertEqual(r.attributed.map(\.orderID), ["X"])
+        XCTAssertEqual(r.cancels, [], "its orders outlive it")
+        XCTAssertNil(t.ledger.owner(of: "X"), "and are no longer followed")
+    }
+
+    /// SPEC §7: a flagged client's orders are cancelled, "including orders whose creation response
+    /// arrives after the disconnect". The runtime forgets departed clients after the late-response
+    /// window (`expire` runs on every sweep, also while the upstream is away); an outage longer than
+    /// that window must not turn a lost creation of a flagged client into an order nobody cancels.
+    func testALostCreationOfAFlaggedClientGoneLongerThanTheLateWindowIsStillCancelled() throws {
+        var t = OrderTracker()
+        t.creationLost(client: alice, label: "alpha", intent: intent())
+        XCTAssertEqual(t.clientDisconnected(alice, label: "alpha", cancels: true, now: 0), [])
+        t.expire(now: OrderTracker.lateResponseWindow + 1 * second)  // the upstream is back after 61 s
+        let r = try reconcile(&t, open: [exchangeOrder("X")])
+        XCTAssertEqual(r.attributed.map(\.orderID), ["X"])
+        XCTAssertEqual(r.cancels, [cancel("X", alice)], "left open, held in the ledger for a client that will never come back")
+    }
+
+    func testAnEditAnsweredAfterTheEditorLeftClaimsNothing() throws {
+        var t = OrderTracker()
+        XCTAssertEqual(t.clientDisconnected(bob, label: "bravo", cancels: true, now: 0), [])
+        XCTAssertEqual(try respond(&t, bob, "private/edit", placed("U")), [], "not the editor's to cancel")
+        XCTAssertEqual(try respond(&t, bob, "private/edit_by_label", placed("V")), [])
+        XCTAssertTrue(t.ledger.allOrders.isEmpty, "nothing recorded")
+    }
 }

@@ -323,4 +323,89 @@ final class RequestRouterTests: XCTestCase {
         XCTAssertNil(r.answered(1))
         XCTAssertEqual(try forward(&r, request("1"), now: 0), "send " + upstream(2))
     }
+
+
+    // MARK: the gateway's view of its credits (SPEC §6.6, §7)
+
+    /// `count` of the gateway's own requests in `bucket` (cancels in the matching-engine bucket,
+    /// state checks in the default one); returns how many went at once.
+    @discardableResult
+    private func ownRequests(_ r: inout RequestRouter, _ count: Int, _ bucket: CreditBucket = .standard, now: Nanos) -> Int {
+        var sent = 0
+        for k in 0..<count {
+            let params = Array(#"{"order_id":"O\#(k)"}"#.utf8)
+            let bytes = bucket == .matchingEngine
+                ? r.submit(.cancelOnDisconnect(orderID: "O\(k)"), method: "private/cancel", params: params, bucket: .matchingEngine, now: now)
+                : r.submit(.cancelCheck(orderID: "O\(k)"), method: "private/get_order_state", params: params, now: now)
+            if bytes != nil { sent += 1 }
+        }
+        return sent
+    }
+
+    private func delayMillis(_ r: inout RequestRouter, _ bucket: CreditBucket, now: Nanos) -> Double {
+        Double(r.creditDelay(bucket, now: now)) / Double(millisecond)
+    }
+
+    func testCreditDelayIsHowLongTheGatewaysNextRequestWouldWait() {
+        var r = readyRouter(tightCredits())
+        for bucket in CreditBucket.allCases { XCTAssertEqual(r.creditDelay(bucket, now: 0), 0, "\(bucket) full") }
+        XCTAssertEqual(ownRequests(&r, 4, now: 0), 4, "2,000 credits: four requests, no reserve kept")
+        XCTAssertEqual(delayMillis(&r, .standard, now: 0), 50, accuracy: 0.001, "500 credits at 10,000/s")
+        XCTAssertEqual(delayMillis(&r, .standard, now: 20 * millisecond), 30, accuracy: 0.001, "refilling")
+        XCTAssertEqual(r.creditDelay(.standard, now: 50 * millisecond), 0)
+        XCTAssertEqual(r.creditDelay(.matchingEngine, now: 0), 0, "the buckets are apart")
+
+        // Matching engine: a burst of 20 at 5 a second.
+        XCTAssertEqual(ownRequests(&r, 20, .matchingEngine, now: 0), 20)
+        XCTAssertEqual(delayMillis(&r, .matchingEngine, now: 0), 200, accuracy: 0.001)
+        XCTAssertEqual(ownRequests(&r, 1, .matchingEngine, now: 0), 0, "booked for later, never refused")
+        XCTAssertEqual(delayMillis(&r, .matchingEngine, now: 0), 400, accuracy: 0.001, "behind the booked one")
+    }
+
+    func testCreditsBookedForAClientRequestThatExpiresUnsentAreRefunded() throws {
+        var settings = tightCredits()
+        settings.requestTimeout = 10 * millisecond
+        var control = readyRouter(settings)
+        var r = readyRouter(settings)
+        ownRequests(&control, 4, now: 0)
+        ownRequests(&r, 4, now: 0)
+        XCTAssertEqual(delayMillis(&r, .standard, now: 0), 50, accuracy: 0.001)
+        XCTAssertEqual(try forward(&r, request("1"), now: 0), "queued", "credits booked 70 ms ahead")
+        XCTAssertEqual(delayMillis(&r, .standard, now: 0), 100, accuracy: 0.001)
+
+        XCTAssertEqual(r.expire(now: 10 * millisecond).map(\.error).last, .upstreamUnavailable, "never sent")
+        XCTAssertNil(r.nextCreditTime)
+        XCTAssertEqual(r.creditDelay(.standard, now: 10 * millisecond), control.creditDelay(.standard, now: 10 * millisecond),
+                       "as if it had never been booked")
+        XCTAssertEqual(delayMillis(&r, .standard, now: 10 * millisecond), 40, accuracy: 0.001)
+        XCTAssertEqual(describe(r.due(now: 1 * second)), [])
+        XCTAssertEqual(r.creditsAvailable(.standard, now: 1 * second), 2_000, "full again, not short by a request")
+    }
+
+    func testCreditsBookedForTheGatewaysOwnCancelThatExpiresUnsentAreRefunded() {
+        var settings = RequestRouter.Settings()
+        settings.requestTimeout = 100 * millisecond
+        var control = readyRouter(settings)
+        var r = readyRouter(settings)
+        ownRequests(&control, 20, .matchingEngine, now: 0)
+        XCTAssertEqual(ownRequests(&r, 21, .matchingEngine, now: 0), 20)
+        XCTAssertEqual(r.nextCreditTime, 201 * millisecond)
+        XCTAssertEqual(r.expire(now: 100 * millisecond).map(\.error).last, .upstreamUnavailable)
+        XCTAssertEqual(r.creditDelay(.matchingEngine, now: 100 * millisecond), control.creditDelay(.matchingEngine, now: 100 * millisecond))
+        XCTAssertEqual(delayMillis(&r, .matchingEngine, now: 100 * millisecond), 100, accuracy: 0.001)
+    }
+
+    func testCreditsBookedForRequestsDroppedWithTheUpstreamAreRefunded() throws {
+        var control = readyRouter(tightCredits())
+        var r = readyRouter(tightCredits())
+        ownRequests(&control, 4, now: 0)
+        ownRequests(&r, 4, now: 0)
+        XCTAssertEqual(try forward(&r, request("1"), now: 0), "queued")
+        XCTAssertEqual(try forward(&r, request("2"), now: 1 * millisecond), "queued")
+        XCTAssertEqual(delayMillis(&r, .standard, now: 1 * millisecond), 149, accuracy: 0.001, "two booked")
+
+        XCTAssertEqual(r.lost().count, 6)
+        XCTAssertEqual(r.creditDelay(.standard, now: 5 * millisecond), control.creditDelay(.standard, now: 5 * millisecond))
+        XCTAssertEqual(delayMillis(&r, .standard, now: 5 * millisecond), 45, accuracy: 0.001)
+    }
 }

@@ -382,4 +382,172 @@ final class UpstreamSessionTests: XCTestCase {
         XCTAssertEqual(s.reconnectDue(now: at), .none)
         XCTAssertEqual(s.generation, 1)
     }
+
+
+    // MARK: liveness from answers (SPEC §8)
+
+    private func probing(every interval: Nanos, answerTimeout: Nanos = 20 * second) -> UpstreamSession.Settings {
+        var st = settings(credentials: true)
+        st.probeInterval = interval
+        st.answerTimeout = answerTimeout
+        return st
+    }
+
+    func testTheAnswerTimeoutIsTheLongerOfTheRequestTimeoutAndTwoHeartbeats() {
+        typealias S = UpstreamSession.Settings
+        XCTAssertEqual(S.answerTimeout(requestTimeout: 15 * second, heartbeatIntervalSeconds: 10), 20 * second)
+        XCTAssertEqual(S.answerTimeout(requestTimeout: 30 * second, heartbeatIntervalSeconds: 10), 30 * second)
+        XCTAssertEqual(S.answerTimeout(requestTimeout: 15 * second, heartbeatIntervalSeconds: 5), 15 * second)
+        XCTAssertEqual(S.answerTimeout(requestTimeout: 20 * second, heartbeatIntervalSeconds: 10), 20 * second)
+        XCTAssertEqual(S().answerTimeout, 20 * second, "the default: 15 s requests, 10 s heartbeats")
+        XCTAssertEqual(S().probeInterval, 0, "off unless the runtime sets it")
+    }
+
+    func testTheProbeGoesEveryIntervalOnceReady() throws {
+        var s = UpstreamSession(probing(every: 10 * second), seed: 1)
+        _ = s.start(now: 0)
+        _ = s.connected(now: 0)
+        XCTAssertNil(s.probeAt)
+        XCTAssertEqual(s.tick(now: 12 * second), .none, "no probe during the handshake")
+        _ = s.answered(.hello, generation: 1, try upstreamResponse(hello), now: 12 * second)
+        _ = s.answered(.auth, generation: 1, try upstreamResponse(authResult()), now: 12 * second)
+        _ = s.answered(.setHeartbeat, generation: 1, try upstreamResponse(ok), now: 12 * second)
+        s.received(now: 13 * second)
+        XCTAssertEqual(s.answered(.enableCancelOnDisconnect, generation: 1, try upstreamResponse(ok), now: 13 * second), .becomeReady)
+        XCTAssertEqual(s.probeAt, 23 * second, "an interval after ready")
+
+        XCTAssertEqual(s.tick(now: 23 * second - 1), .none)
+        XCTAssertEqual(s.tick(now: 23 * second), .send(.probe))
+        XCTAssertEqual(s.probeAt, 33 * second)
+        XCTAssertEqual(s.tick(now: 23 * second), .none, "once per interval")
+        for k in 1...5 {
+            let at = (23 + 10 * UInt64(k)) * second
+            s.received(now: at - 1 * second)
+            XCTAssertEqual(s.tick(now: at - 1), .none)
+            XCTAssertEqual(s.tick(now: at), .send(.probe), "probe \(k + 1)")
+        }
+        // A probe's answer is any answer: it changes nothing but the liveness clock.
+        s.requestSent(now: 73 * second)
+        XCTAssertEqual(s.answered(.probe, generation: 1, .failed(.upstreamTimeout), now: 74 * second), .none)
+        XCTAssertEqual(s.state, .ready)
+
+        guard case .armReconnect(let at) = s.closed("reset", now: 75 * second) else { return XCTFail("no reconnect") }
+        XCTAssertNil(s.probeAt, "no probe without a session")
+        XCTAssertEqual(s.tick(now: 100 * second), .none)
+        _ = s.reconnectDue(now: at)
+        _ = s.connected(now: at)
+        _ = s.answered(.hello, generation: 2, try upstreamResponse(hello), now: at)
+        _ = s.answered(.auth, generation: 2, try upstreamResponse(authResult()), now: at)
+        _ = s.answered(.setHeartbeat, generation: 2, try upstreamResponse(ok), now: at)
+        _ = s.answered(.enableCancelOnDisconnect, generation: 2, try upstreamResponse(ok), now: at)
+        XCTAssertEqual(s.probeAt, at + 10 * second, "ready again: probing again")
+    }
+
+    func testNoProbeWithoutAnInterval() throws {
+        var s = try readySession()
+        XCTAssertNil(s.probeAt)
+        for k in 1...20 {
+            s.received(now: UInt64(k) * 5 * second)
+            XCTAssertEqual(s.tick(now: UInt64(k) * 5 * second), .none)
+        }
+    }
+
+    func testWaitingForAnswersIsTrackedFromTheOldestUnansweredSince() throws {
+        var s = try readySession(probing(every: 0))
+        XCTAssertNil(s.awaitingAnswerSince)
+        s.requestSent(now: 1 * second)
+        s.requestSent(now: 2 * second)
+        XCTAssertEqual(s.awaitingAnswerSince, 1 * second, "a later request does not move the clock")
+        s.answerReceived(now: 3 * second, stillAwaiting: true)
+        XCTAssertEqual(s.awaitingAnswerSince, 3 * second, "an answer proves the link: the rest wait since now")
+        s.answerReceived(now: 4 * second, stillAwaiting: false)
+        XCTAssertNil(s.awaitingAnswerSince, "nothing waits")
+        s.answerReceived(now: 5 * second, stillAwaiting: false)
+        XCTAssertNil(s.awaitingAnswerSince)
+        s.requestSent(now: 6 * second)
+        XCTAssertEqual(s.awaitingAnswerSince, 6 * second)
+    }
+
+    func testMarketDataWithoutAnswersAbortsTheConnection() throws {
+        var s = try readySession(probing(every: 10 * second))
+        s.requestSent(now: 1 * second)
+        var now: Nanos = 1 * second
+        while now < 21 * second {
+            now += 500 * millisecond
+            s.received(now: now)  // ticker notifications keep coming
+            let action = s.tick(now: now)
+            if action == .send(.probe) { s.requestSent(now: now) }  // unanswered too
+            if now < 21 * second { XCTAssertNotEqual(action, .abort(reason: "upstream not answering"), "at \(now)") }
+            else { XCTAssertEqual(action, .abort(reason: "upstream not answering"), "answer_timeout after the oldest request") }
+        }
+        XCTAssertEqual(s.lastError, "no answer from the upstream for 20000 ms")
+        XCTAssertEqual(s.lastErrorAt, 21 * second)
+        XCTAssertNil(s.awaitingAnswerSince)
+        XCTAssertEqual(s.tick(now: 21 * second + 1), .none, "aborted once; closed follows")
+        guard case .armReconnect = s.closed("aborted", now: 21 * second + 1) else { return XCTFail("no reconnect") }
+        XCTAssertEqual(s.lastError, "no answer from the upstream for 20000 ms", "the gateway's reason says more than the close")
+        XCTAssertEqual(s.lastErrorAt, 21 * second)
+    }
+
+    func testATimedOutRequestIsNoAnswer() throws {
+        var s = try readySession()
+        s.requestSent(now: 0)
+        // The request times out at 15 s (-32001): nothing reaches the session, the clock runs on.
+        for k: UInt64 in 1...19 {
+            let t = k * second
+            s.received(now: t)
+            XCTAssertEqual(s.tick(now: t), .none)
+        }
+        s.requestSent(now: 19 * second)
+        s.received(now: 20 * second)
+        XCTAssertEqual(s.tick(now: 20 * second - 1), .none)
+        XCTAssertEqual(s.tick(now: 20 * second), .abort(reason: "upstream not answering"))
+    }
+
+    func testAnAnswerRestartsTheClock() throws {
+        var s = try readySession()
+        s.requestSent(now: 0)
+        s.received(now: 15 * second)
+        s.answerReceived(now: 15 * second, stillAwaiting: true)
+        s.received(now: 30 * second)
+        XCTAssertEqual(s.tick(now: 35 * second - 1), .none, "20 s from the answer, not from the request")
+        XCTAssertEqual(s.tick(now: 35 * second), .abort(reason: "upstream not answering"))
+
+        var t = try readySession()
+        t.requestSent(now: 0)
+        t.answerReceived(now: 10 * second, stillAwaiting: false)
+        for k in 1...10 {
+            t.received(now: 10 * second + UInt64(k) * 10 * second)
+            XCTAssertEqual(t.tick(now: 10 * second + UInt64(k) * 10 * second), .none, "nothing waits: nothing to time out")
+        }
+    }
+
+    func testTheLastErrorIsKeptUntilReady() throws {
+        var s = UpstreamSession(settings(credentials: false), seed: 1)
+        _ = s.start(now: 0)
+        guard case .armReconnect(let first) = s.connectFailed("connection refused", now: 1 * second) else { return XCTFail() }
+        XCTAssertEqual(s.lastError, "connection refused")
+        XCTAssertEqual(s.lastErrorAt, 1 * second)
+        _ = s.reconnectDue(now: first)
+        _ = s.connected(now: first)
+        XCTAssertEqual(s.lastError, "connection refused", "a connection is not yet a session")
+        _ = s.answered(.hello, generation: 2, try upstreamResponse(hello), now: first)
+        XCTAssertEqual(s.answered(.setHeartbeat, generation: 2, try upstreamResponse(ok), now: first), .becomeReady)
+        XCTAssertNil(s.lastError)
+        XCTAssertNil(s.lastErrorAt)
+        _ = s.closed("reset by peer", now: first + 5 * second)
+        XCTAssertEqual(s.lastError, "reset by peer")
+        XCTAssertEqual(s.lastErrorAt, first + 5 * second)
+    }
+
+    func testANewConnectionForgetsTheOldOnesUnansweredRequests() throws {
+        var s = try readySession()
+        s.requestSent(now: 0)
+        guard case .armReconnect(let at) = s.closed("reset", now: 5 * second) else { return XCTFail() }
+        XCTAssertNil(s.awaitingAnswerSince, "their requests failed with -32000")
+        _ = s.reconnectDue(now: at)
+        _ = s.connected(now: at)
+        XCTAssertNil(s.awaitingAnswerSince)
+        XCTAssertEqual(s.tick(now: at + 20 * second), .none)
+    }
 }
