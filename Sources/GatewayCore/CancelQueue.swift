@@ -136,9 +136,11 @@ package struct CancelQueue: Sendable {
         return how
     }
 
+    /// The exchange answered (not a failure): the backoff starts over.
     private mutating func again(_ orderID: String, _ work: Work, at time: Nanos) -> Settled? {
         jobs[orderID]?.work = work
         jobs[orderID]?.dueAt = time
+        jobs[orderID]?.failures = 0
         return nil
     }
 

@@ -305,11 +305,13 @@ package struct OrderTracker: Sendable {
         return r
     }
 
-    /// Forgets departed clients whose answers can no longer arrive.
+    /// Forgets departed clients whose answers can no longer arrive. A client whose lost creation
+    /// still waits for a reconciliation is kept, however long the upstream stays away: the
+    /// order found then must still be cancelled.
     package mutating func expire(now: Nanos) {
-        if departed.contains(where: { $0.value.until <= now }) {
-            departed = departed.filter { $0.value.until > now }
-        }
+        guard departed.contains(where: { $0.value.until <= now }) else { return }
+        let waiting = Set(lostCreations.map(\.client))
+        departed = departed.filter { $0.value.until > now || waiting.contains($0.key) }
     }
 }
 

@@ -4,6 +4,8 @@
 ///     user.orders.{instrument_name}.{interval}          user.orders.BTC-PERPETUAL.raw
 ///     user.orders.{kind}.{currency}.{interval}          user.orders.future.BTC.100ms, user.orders.any.any.raw
 ///
+/// Kinds: `future`, `option`, `spot`, `future_combo`, `option_combo`, `combo` (either combo), `any`.
+///
 /// A `raw` channel's `data` is the order object; an aggregated interval's is an array of them.
 package enum UserOrdersChannel {
     package static let prefix = "user.orders."
@@ -18,7 +20,10 @@ package enum UserOrdersChannel {
         case 3:
             let kind = parts[0]
             let currency = parts[1]
-            return (kind == "any" || kind == self.kind(of: instrument)) && (currency == "any" || currencies(of: instrument).contains(String(currency)))
+            let actual = self.kind(of: instrument)
+            // Deribit's `combo` is any combo, future or option.
+            let kindMatches = kind == "any" || kind == actual || (kind == "combo" && actual.hasSuffix("_combo"))
+            return kindMatches && (currency == "any" || currencies(of: instrument).contains(String(currency)))
         default:
             return false
         }
