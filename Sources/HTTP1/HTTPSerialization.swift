@@ -15,7 +15,11 @@ public struct HTTPResponse: Sendable, Equatable {
     /// Adds `Content-Length` unless it is already there, Transfer-Encoding is set,
     /// or the status never has a body (1xx, 204, 304: RFC 9110 §8.6, RFC 9112 §6.3);
     /// for those statuses the body is not written.
-    public func serialize() -> [UInt8] {
+    public func serialize() -> [UInt8] { serialize(omittingBody: false) }
+
+    /// The response to a HEAD request (RFC 9110 §9.3.2): the same head, `Content-Length`
+    /// included, and no content.
+    public func serialize(omittingBody: Bool) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(64 + headers.count * 32 + body.count)
         out.append(contentsOf: "HTTP/1.1 \(status) \(Self.reasonPhrase(status))\r\n".utf8)
@@ -25,7 +29,7 @@ public struct HTTPResponse: Sendable, Equatable {
             out.append(contentsOf: "Content-Length: \(body.count)\r\n".utf8)
         }
         out.append(contentsOf: [cr, lf])
-        if !bodyless { out.append(contentsOf: body) }
+        if !bodyless && !omittingBody { out.append(contentsOf: body) }
         return out
     }
 

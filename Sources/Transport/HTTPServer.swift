@@ -163,7 +163,7 @@ private final class HTTPServerConnection: @unchecked Sendable {
             let context = HTTPRequestContext(peer: tcp.peer, connectionID: id)
             switch server.handle(request, context) {
             case .respond(let response):
-                send(response, keepAlive: request.keepAlive)
+                send(response, keepAlive: request.keepAlive, head: request.method == "HEAD")
             case .deferred(let body):
                 busy = true
                 // The request is complete: its answer may take as long as the handler needs (the
@@ -176,7 +176,7 @@ private final class HTTPServerConnection: @unchecked Sendable {
                     guard let self, !answered else { return }
                     answered = true
                     self.busy = false
-                    self.send(response, keepAlive: request.keepAlive)
+                    self.send(response, keepAlive: request.keepAlive, head: request.method == "HEAD")
                     self.process()
                 }
             case .upgradeToWebSocket(let wsLimits, let onUpgrade):
@@ -186,11 +186,11 @@ private final class HTTPServerConnection: @unchecked Sendable {
         }
     }
 
-    func send(_ response: HTTPResponse, keepAlive: Bool) {
+    func send(_ response: HTTPResponse, keepAlive: Bool, head: Bool = false) {
         guard tcp.isOpen else { return }
         var r = response
         if !keepAlive { r.headers.replaceOrAdd(name: "Connection", value: "close") }
-        tcp.write(r.serialize())
+        tcp.write(r.serialize(omittingBody: head))
         if !keepAlive {
             tcp.close()
             finish()

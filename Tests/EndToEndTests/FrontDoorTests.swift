@@ -156,6 +156,44 @@ final class FrontDoorTests: XCTestCase {
         XCTAssertEqual(try sim.methodCalls("public/get_time"), 1, "only the valid call reached the exchange")
     }
 
+    /// The HTTP API has the WebSocket's Origin policy: a web page on the host can reach neither.
+    /// A browser sends `Origin` on a cross-site POST (a `text/plain` one needs no preflight) and
+    /// `Sec-Fetch-Site` on every request; listed origins compare as RFC 6454 says.
+    func testTheHTTPAPIRefusesWebPagesAsTheUpgradeDoes() throws {
+        let body = Array(#"{"jsonrpc":"2.0","id":1,"method":"public/get_time","params":{}}"#.utf8)
+        let evil = try HTTPClient.request("POST", port: gw.port, path: "/api/v2",
+                                          headers: ["Origin": "https://evil.example", "Content-Type": "text/plain"], body: body)
+        XCTAssertEqual(evil.status, 403, String(decoding: evil.body, as: UTF8.self))
+        let noCors = try HTTPClient.request("GET", port: gw.port, path: "/api/v2/public/get_time", headers: ["Sec-Fetch-Site": "cross-site"])
+        XCTAssertEqual(noCors.status, 403)
+        XCTAssertEqual(try sim.methodCalls("public/get_time"), 0, "neither reached the exchange")
+
+        // A listed origin, written with other case and the default port, is the same origin.
+        let listed = try HTTPClient.request("POST", port: gw.port, path: "/api/v2",
+                                            headers: ["Origin": "HTTPS://Ops.Example:443", "Sec-Fetch-Site": "cross-site"], body: body)
+        XCTAssertEqual(listed.status, 200, String(decoding: listed.body, as: UTF8.self))
+        let sameOrigin = try HTTPClient.request("GET", port: gw.port, path: "/api/v2/public/get_time", headers: ["Sec-Fetch-Site": "same-origin"])
+        XCTAssertEqual(sameOrigin.status, 200)
+        let plain = try HTTPClient.request("GET", port: gw.port, path: "/api/v2/public/get_time")
+        XCTAssertEqual(plain.status, 200, "strategies and curl send neither header")
+    }
+
+    func testHEADIsAnsweredForTheGETEndpoints() throws {
+        for path in ["/health", "/metrics", "/api/v2/public/get_time"] {
+            let get = try HTTPClient.request("GET", port: gw.port, path: path)
+            let fd = try connectBlocking(port: gw.port)
+            defer { close(fd) }
+            let head = Array("HEAD \(path) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".utf8)
+            XCTAssertEqual(head.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }, head.count)
+            let text = String(decoding: try readAll(fd), as: UTF8.self)
+            XCTAssertTrue(text.hasPrefix("HTTP/1.1 \(get.status) "), "\(path): \(text)")
+            let parts = text.components(separatedBy: "\r\n\r\n")
+            XCTAssertEqual(parts.count, 2, text)
+            XCTAssertEqual(parts.last, "", "\(path): no body after the head")
+            XCTAssertTrue(parts[0].lowercased().contains("content-length: "), parts[0])
+        }
+    }
+
     func testHTTPJSONRPC() throws {
         let get = try HTTPClient.request("GET", port: gw.port, path: "/api/v2/public/get_time")
         XCTAssertEqual(get.status, 200)

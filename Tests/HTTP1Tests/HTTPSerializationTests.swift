@@ -3,6 +3,15 @@ import XCTest
 @testable import HTTP1
 
 final class HTTPSerializationTests: XCTestCase {
+    /// RFC 9110 §9.3.2: a HEAD response has GET's head, Content-Length included, and no content.
+    func testAHEADResponseKeepsTheHeadAndOmitsTheContent() {
+        let r = HTTPResponse(status: 200, headers: ["Content-Type": "text/plain"], body: Array("hello".utf8))
+        let get = String(decoding: r.serialize(), as: UTF8.self)
+        let head = String(decoding: r.serialize(omittingBody: true), as: UTF8.self)
+        XCTAssertEqual(get, head + "hello")
+        XCTAssertTrue(head.hasSuffix("Content-Length: 5\r\n\r\n"), head)
+    }
+
     func testResponseWithBodyGetsContentLength() {
         let response = HTTPResponse(status: 200, headers: ["Content-Type": "application/json"], body: bytes("{}"))
         XCTAssertEqual(

@@ -9,16 +9,14 @@ import Transport
 /// Deribit's HTTP JSON-RPC carried over the shared upstream).
 extension Gateway {
     func route(_ request: HTTPRequest, _ context: HTTPRequestContext) -> HTTPServerAction {
-        switch (request.method, request.path) {
+        // RFC 9110 §9.3.2: HEAD is GET without the content (the server leaves the body out).
+        let method = request.method == "HEAD" ? "GET" : request.method
+        switch (method, request.path) {
         case ("GET", "/ws/api/v2"):
             guard request.headers["Upgrade"] != nil else {
                 return .respond(jsonResponse(400, .object([("error", "websocket upgrade expected")])))
             }
-            if let origin = request.headers["Origin"], !config.allowedOrigins.contains(origin) {
-                // SPEC §4: browsers send Origin; a web page must not reach the gateway.
-                logger.notice("refused WebSocket upgrade from origin \(origin)")
-                return .respond(jsonResponse(403, .object([("error", "origin not allowed")])))
-            }
+            if let refused = refusedOrigin(request, what: "WebSocket upgrade") { return .respond(refused) }
             if stopping {
                 return .respond(jsonResponse(503, .object([("error", "shutting down")])))
             }
@@ -35,14 +33,26 @@ extension Gateway {
             headers.add(name: "Content-Type", value: "text/plain; version=0.0.4; charset=utf-8")
             return .respond(HTTPResponse(status: 200, headers: headers, body: Array(metricsText().utf8)))
         case ("POST", "/api/v2"), ("POST", "/api/v2/"):
+            if let refused = refusedOrigin(request, what: "HTTP API call") { return .respond(refused) }
             if atClientLimit { return .respond(tooManyClients) }
             return httpCall(request.body, authorization: request.headers["Authorization"], connection: context.connectionID)
         case ("GET", let path) where path.hasPrefix("/api/v2/public/") || path.hasPrefix("/api/v2/private/"):
+            if let refused = refusedOrigin(request, what: "HTTP API call") { return .respond(refused) }
             if atClientLimit { return .respond(tooManyClients) }
             return httpGetJSONRPC(request, context)
         default:
             return .respond(jsonResponse(404, .object([("error", "not found")])))
         }
+    }
+
+    /// SPEC §4: a web page on the host must reach neither the WebSocket API nor the HTTP API.
+    func refusedOrigin(_ request: HTTPRequest, what: String) -> HTTPResponse? {
+        let origin = request.headers["Origin"]
+        guard !originPolicy.admits(origin: origin, fetchSite: request.headers["Sec-Fetch-Site"]) else { return nil }
+        logger.notice("refused \(what) from a web page", metadata: [
+            "origin": "\(JSONValue.string(origin ?? "").text)", "sec_fetch_site": "\(JSONValue.string(request.headers["Sec-Fetch-Site"] ?? "").text)",
+        ])
+        return jsonResponse(403, .object([("error", "origin not allowed")]))
     }
 
     /// `limits.max_clients` bounds WebSocket clients and HTTP JSON-RPC calls in flight together

@@ -50,6 +50,9 @@ public final class Gateway: @unchecked Sendable {
     var orders = OrderTracker()
     var cancels = CancelQueue()
 
+    /// SPEC §4 `allowed_origins`, compared as RFC 6454 says.
+    let originPolicy: OriginPolicy
+
     // Local tokens (SPEC §6.2 public/auth).
     var accessTokens: [String: String] = [:]
     var refreshTokens: [String: String] = [:]
@@ -66,6 +69,7 @@ public final class Gateway: @unchecked Sendable {
         self.config = config
         self.loop = loop
         self.clock = clock
+        originPolicy = OriginPolicy(allowed: config.allowedOrigins)
         self.logger = logger
         self.tlsContext = tlsContext
         let now = clock.now
