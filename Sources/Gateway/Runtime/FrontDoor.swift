@@ -50,7 +50,7 @@ extension Gateway {
         let origin = request.headers["Origin"]
         guard !originPolicy.admits(origin: origin, fetchSite: request.headers["Sec-Fetch-Site"]) else { return nil }
         logger.notice("refused \(what) from a web page", metadata: [
-            "origin": "\(JSONValue.string(origin ?? "").text)", "sec_fetch_site": "\(JSONValue.string(request.headers["Sec-Fetch-Site"] ?? "").text)",
+            "origin": "\(quotedForLog(origin ?? ""))", "sec_fetch_site": "\(quotedForLog(request.headers["Sec-Fetch-Site"] ?? ""))",
         ])
         return jsonResponse(403, .object([("error", "origin not allowed")]))
     }

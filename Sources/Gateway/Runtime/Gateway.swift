@@ -292,6 +292,10 @@ public final class Gateway: @unchecked Sendable {
     var upstreamTestnet: Bool { config.upstream.url.host != "www.deribit.com" }
 }
 
+/// Text a client chose, for a log line: JSON-quoted, so control characters and quotes are
+/// escaped and a newline can never start a forged line.
+func quotedForLog(_ text: String) -> String { JSONValue.string(text).text }
+
 /// One request from a client, as the runtime sees it.
 struct ClientRequest {
     let session: ClientSession

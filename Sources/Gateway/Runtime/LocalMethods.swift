@@ -19,7 +19,9 @@ extension Gateway {
         case .hello:
             s.helloName = request.stringParam("client_name")
             s.helloVersion = request.stringParam("client_version")
-            s.logger.info("client hello", metadata: ["client": "\(s.label)", "client_name": "\(s.helloName ?? "")", "client_version": "\(s.helloVersion ?? "")"])
+            // Client text is quoted and escaped: a newline in it cannot forge a log line.
+            s.logger.info("client hello", metadata: ["client": "\(s.label)", "client_name": "\(quotedForLog(s.helloName ?? ""))",
+                                                      "client_version": "\(quotedForLog(s.helloVersion ?? ""))"])
             reply(request, .object([("version", .string(session.version ?? Gateway.version))]))
         case .setHeartbeat:
             switch ClientHeartbeat.validate(interval: request.numberParam("interval")) {
@@ -159,7 +161,7 @@ extension Gateway {
             return
         }
         guard let client = matched else {
-            s.logger.notice("client authentication failed", metadata: ["grant_type": "\(grant)"])
+            s.logger.notice("client authentication failed", metadata: ["grant_type": "\(quotedForLog(grant))"])
             refuse(request, .invalidCredentials)
             return
         }
