@@ -1,4 +1,5 @@
 import Foundation
+import TLS
 import TestSupport
 import Transport
 import XCTest
@@ -32,5 +33,77 @@ final class HardeningTests: XCTestCase {
         let lines = f.gatewayLog.split(separator: "\n")
         XCTAssertFalse(lines.contains { $0.hasPrefix("2026-12-02T00:00:00") }, "a forged line")
         XCTAssertTrue(lines.contains { $0.contains("client hello") && $0.contains(#"client_name="evil\u000a2026"#) }, f.gatewayLog)
+    }
+
+    // MARK: authentication (SPEC §8)
+
+    /// 50 wrong secrets sent at once on one connection: one is checked, the rest wait out the
+    /// penalty unchecked, and the connection is closed after five failures.
+    func testGuessingIsThrottledPerConnection() throws {
+        let f = try SessionFixture(self)
+        defer { f.stop() }
+        let c = try RPCClient(url: f.gw.wsURL, loop: f.loop)
+        for k in 0..<50 {
+            _ = try c.send("public/auth", ["grant_type": "client_credentials", "client_id": "A", "client_secret": "guess-\(k)"])
+        }
+        var codes: [Int] = []
+        for _ in 0..<5 { codes.append(rpcErrorCode(try RPCClient.decode(try c.next("an answer"))) ?? 0) }
+        XCTAssertEqual(codes.first, 13004)
+        XCTAssertEqual(codes.filter { $0 == 13004 }.count, 1, "only the first guess was checked: \(codes)")
+        let close = try c.waitClosed()
+        XCTAssertNil(try? c.next("nothing after the fifth failure", timeout: 0.01), "closed after five failures")
+        XCTAssertEqual(close.code, 1008)
+        XCTAssertEqual(close.reason, "too many authentication failures")
+        XCTAssertEqual(try f.metric("deribit_gateway_auth_failures_total"), 5)
+        XCTAssertNotNil(try f.client("A"), "the right secret still works on a new connection")
+    }
+
+    /// One address past 20 failures a minute: each new connection is closed at its first failure.
+    func testGuessingIsThrottledPerPeer() throws {
+        let f = try SessionFixture(self)
+        defer { f.stop() }
+        for _ in 0..<4 {
+            let c = try RPCClient(url: f.gw.wsURL, loop: f.loop)
+            for k in 0..<5 { _ = try c.send("public/auth", ["grant_type": "client_credentials", "client_id": "A", "client_secret": "g\(k)"]) }
+            XCTAssertEqual(try c.waitClosed().code, 1008)
+        }
+        let next = try RPCClient(url: f.gw.wsURL, loop: f.loop)
+        let r = try next.call("public/auth", ["grant_type": "client_credentials", "client_id": "A", "client_secret": "again"])
+        XCTAssertEqual(rpcErrorCode(r), 13004)
+        XCTAssertEqual(try next.waitClosed().code, 1008, "closed at its first failure")
+        XCTAssertEqual(try f.metric("deribit_gateway_auth_failures_total"), 21)
+    }
+
+    /// Refresh tokens die with the connection that got them (disconnect or logout).
+    func testRefreshTokensAreRevokedWithTheirConnection() throws {
+        let f = try SessionFixture(self)
+        defer { f.stop() }
+        for ending in ["close", "logout"] {
+            let a = try RPCClient(url: f.gw.wsURL, loop: f.loop)
+            let auth = try a.call("public/auth", ["grant_type": "client_credentials", "client_id": "B", "client_secret": "b-secret"])
+            let refresh = try XCTUnwrap((auth["result"] as? [String: Any])?["refresh_token"] as? String)
+            XCTAssertEqual((auth["result"] as? [String: Any])?["expires_in"] as? Int, 900)
+            if ending == "close" { a.close() } else { _ = try a.send("private/logout") }
+            _ = try a.waitClosed()
+            try f.waitForConnectedClients(0)
+            let b = try RPCClient(url: f.gw.wsURL, loop: f.loop)
+            let r = try b.call("public/auth", ["grant_type": "refresh_token", "refresh_token": refresh])
+            XCTAssertEqual(rpcErrorCode(r), 13004, "\(ending): \(r)")
+        }
+    }
+
+    /// A `client_signature` seen once cannot be replayed, on this connection or another.
+    func testASignatureCannotBeReplayed() throws {
+        let f = try SessionFixture(self)
+        defer { f.stop() }
+        let timestamp = Int64(Date().timeIntervalSince1970 * 1000)
+        let nonce = "replay-\(timestamp)"
+        let signature = Crypto.hex(Crypto.hmacSHA256(key: Array("b-secret".utf8), message: Array("\(timestamp)\n\(nonce)\n".utf8)))
+        let params: [String: Any] = ["grant_type": "client_signature", "client_id": "B", "timestamp": timestamp, "nonce": nonce,
+                                     "data": "", "signature": signature]
+        let first = try RPCClient(url: f.gw.wsURL, loop: f.loop)
+        XCTAssertNotNil(try first.call("public/auth", params)["result"])
+        let second = try RPCClient(url: f.gw.wsURL, loop: f.loop)
+        XCTAssertEqual(rpcErrorCode(try second.call("public/auth", params)), 13004)
     }
 }

@@ -42,12 +42,16 @@ final class ClientSession: @unchecked Sendable {
     /// SPEC §6.2 heartbeat emulation, and the timer that drives it.
     var heartbeat = ClientHeartbeat()
     var heartbeatTimer: (any GatewayTimer)?
-    /// The gateway-issued access token of this connection.
-    var accessToken: String?
+    /// Where it connects from (the address, without the port): failed authentication is also
+    /// throttled per peer.
+    let peer: String
+    /// After a failed authentication, no attempt is checked before this time (SPEC §8).
+    var authBlockedUntil: Nanos?
 
     init(id: ClientID, webSocket ws: WebSocketConnection, scope: Scope, logger: Logger) {
         self.id = id
         link = .webSocket(ws)
+        peer = ws.tcp.peer?.host ?? "?"
         self.scope = scope
         var l = logger
         l[metadataKey: "conn.id"] = "\(ws.id)"
@@ -55,9 +59,10 @@ final class ClientSession: @unchecked Sendable {
     }
 
     /// A transient session for one HTTP JSON-RPC request (SPEC §5).
-    init(id: ClientID, httpConnection: UInt64, scope: Scope, logger: Logger, responder: @escaping ([UInt8]) -> Void) {
+    init(id: ClientID, httpConnection: UInt64, peer: String, scope: Scope, logger: Logger, responder: @escaping ([UInt8]) -> Void) {
         self.id = id
         link = .http
+        self.peer = peer
         self.scope = scope
         httpResponder = responder
         var l = logger

@@ -35,7 +35,7 @@ extension Gateway {
         case ("POST", "/api/v2"), ("POST", "/api/v2/"):
             if let refused = refusedOrigin(request, what: "HTTP API call") { return .respond(refused) }
             if atClientLimit { return .respond(tooManyClients) }
-            return httpCall(request.body, authorization: request.headers["Authorization"], connection: context.connectionID)
+            return httpCall(request.body, authorization: request.headers["Authorization"], context: context)
         case ("GET", let path) where path.hasPrefix("/api/v2/public/") || path.hasPrefix("/api/v2/private/"):
             if let refused = refusedOrigin(request, what: "HTTP API call") { return .respond(refused) }
             if atClientLimit { return .respond(tooManyClients) }
@@ -156,6 +156,8 @@ extension Gateway {
         w.sample("deribit_gateway_cod_cancels_pending", [], Double(cancels.count))
         w.family("deribit_gateway_cod_cancel_failures_total", "counter", "Cancel-on-disconnect attempts that failed or were ambiguous (each is retried).")
         w.sample("deribit_gateway_cod_cancel_failures_total", [], Double(cancels.failures))
+        w.family("deribit_gateway_auth_failures_total", "counter", "Failed public/auth attempts (throttled, SPEC §8).")
+        w.sample("deribit_gateway_auth_failures_total", [], Double(metrics.authFailures))
         w.family("deribit_gateway_credits_available", "gauge", "The local model of Deribit's credit buckets.")
         let t = now
         for bucket in CreditBucket.allCases {
@@ -182,7 +184,7 @@ extension Gateway {
             params.append((name, Self.queryValue(value)))
         }
         let body: JSONValue = .object([("jsonrpc", "2.0"), ("id", .null), ("method", .string(method)), ("params", .object(params))])
-        return httpCall(body.bytes, authorization: request.headers["Authorization"], connection: context.connectionID)
+        return httpCall(body.bytes, authorization: request.headers["Authorization"], context: context)
     }
 
     /// Query values are strings; numbers and booleans are passed as JSON numbers and booleans,
@@ -197,11 +199,11 @@ extension Gateway {
 
     /// Runs one request through the same router as a WebSocket message, on a transient
     /// session whose scope comes from the bearer token (a gateway-issued access token).
-    func httpCall(_ body: [UInt8], authorization: String?, connection: UInt64) -> HTTPServerAction {
+    func httpCall(_ body: [UInt8], authorization: String?, context: HTTPRequestContext) -> HTTPServerAction {
         var client: GatewayConfig.Client?
         if let auth = authorization {
             let parts = auth.split(separator: " ", maxSplits: 1)
-            guard parts.count == 2, parts[0].lowercased() == "bearer", let name = accessTokens[String(parts[1])],
+            guard parts.count == 2, parts[0].lowercased() == "bearer", let name = tokens.client(forAccess: String(parts[1]), now: now),
                   let c = config.client(named: name) else {
                 return .respond(jsonResponse(401, GatewayError.unauthorized.response(id: JSONRPCWire.nullID)))
             }
@@ -214,7 +216,8 @@ extension Gateway {
         }
         return .deferred { [unowned self] respond in
             let s = self.sessions.insert { id in
-                ClientSession(id: id, httpConnection: connection, scope: self.config.anonymousScope, logger: self.logger) { bytes in
+                ClientSession(id: id, httpConnection: context.connectionID, peer: context.peer?.host ?? "?",
+                              scope: self.config.anonymousScope, logger: self.logger) { bytes in
                     let isError = (try? JSONRPCScanner.scan(bytes))?.error != nil
                     var headers = HTTPHeaders()
                     headers.add(name: "Content-Type", value: "application/json")

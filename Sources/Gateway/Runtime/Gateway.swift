@@ -53,9 +53,10 @@ public final class Gateway: @unchecked Sendable {
     /// SPEC §4 `allowed_origins`, compared as RFC 6454 says.
     let originPolicy: OriginPolicy
 
-    // Local tokens (SPEC §6.2 public/auth).
-    var accessTokens: [String: String] = [:]
-    var refreshTokens: [String: String] = [:]
+    // Local credentials (SPEC §6.2 public/auth, §8).
+    var tokens = TokenStore()
+    var signatures = SignatureReplayGuard()
+    var authThrottle = AuthThrottle()
 
     // Graceful shutdown (SPEC §8).
     var shutdownPlan: ShutdownPlan?
@@ -157,7 +158,8 @@ public final class Gateway: @unchecked Sendable {
         s.closed = true
         sessions.remove(s.id)
         s.heartbeatTimer?.cancel()
-        if let token = s.accessToken { accessTokens[token] = nil }
+        tokens.revoke(session: s.id)
+        authThrottle.connectionClosed(s.id)
         let reason = disconnectReason(s, event)
         metrics.clientDisconnects[reason, default: 0] += 1
         s.logger.info("client disconnected", metadata: ["client": "\(s.label)", "reason": "\(reason)", "close": "\(event)"])

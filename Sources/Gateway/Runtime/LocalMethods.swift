@@ -127,12 +127,14 @@ extension Gateway {
 
     // MARK: public/auth against `clients` (SPEC §6.2)
 
-    /// Deribit: a `client_signature` timestamp may be this far from the gateway's clock.
-    static let signatureSkewMilliseconds: Int64 = 60_000
-
     func localAuth(_ request: ClientRequest) {
         let s = request.session
         let grant = request.stringParam("grant_type") ?? ""
+        if let until = s.authBlockedUntil, now < until {
+            // SPEC §8: after a failure, the next attempt waits; one that does not is not checked.
+            authFailed(request, grant: grant, .tooManyRequests(reason: "authentication throttled"))
+            return
+        }
         var matched: GatewayConfig.Client?
         switch grant {
         case "client_credentials":
@@ -148,12 +150,15 @@ extension Gateway {
                 let data = request.stringParam("data") ?? ""
                 let message = "\(Int64(ts))\n\(nonce)\n\(data)"
                 let expected = Crypto.hex(Crypto.hmacSHA256(key: Array(c.secret.revealed.utf8), message: Array(message.utf8)))
-                let skew = abs(Int64(wallMillis()) - Int64(ts))
-                if Secret(expected).matches(sig.lowercased()), skew <= Self.signatureSkewMilliseconds { matched = c }
+                // Within Deribit's window, and never the same signed request twice.
+                if Secret(expected).matches(sig.lowercased()),
+                   signatures.admit(client: c.name, timestamp: Int64(ts), nonce: nonce, signature: sig, nowMilliseconds: Int64(wallMillis())) {
+                    matched = c
+                }
             }
         case "refresh_token":
-            if let token = request.stringParam("refresh_token"), let name = refreshTokens[token], let c = config.client(named: name) {
-                refreshTokens[token] = nil
+            if let token = request.stringParam("refresh_token"), let name = tokens.redeem(refresh: token, now: now),
+               let c = config.client(named: name) {
                 matched = c
             }
         default:
@@ -161,17 +166,14 @@ extension Gateway {
             return
         }
         guard let client = matched else {
-            s.logger.notice("client authentication failed", metadata: ["grant_type": "\(quotedForLog(grant))"])
-            refuse(request, .invalidCredentials)
+            authFailed(request, grant: grant, .invalidCredentials)
             return
         }
         s.authenticated(as: client, now: now)
-        if let old = s.accessToken { accessTokens[old] = nil }
         let access = Crypto.hex(Crypto.randomBytes(16))
         let refresh = Crypto.hex(Crypto.randomBytes(16))
-        s.accessToken = access
-        accessTokens[access] = client.name
-        refreshTokens[refresh] = client.name
+        // Tokens of a WebSocket die with it; those of an HTTP call live out their lifetime.
+        tokens.issue(access: access, refresh: refresh, client: client.name, session: s.link.isWebSocket ? s.id : nil, now: now)
         var scopeWords = [Self.deribitScope(client.scope)]
         if let requested = request.stringParam("scope") {
             for word in requested.split(separator: " ") where word.hasPrefix("session:") || word.hasPrefix("expires:") {
@@ -180,12 +182,29 @@ extension Gateway {
         }
         if !scopeWords.contains(where: { $0.hasPrefix("session:") }) { scopeWords.insert("connection", at: 0) }
         var result: [(String, JSONValue)] = [
-            ("access_token", .string(access)), ("expires_in", 31_536_000), ("refresh_token", .string(refresh)),
+            ("access_token", .string(access)), ("expires_in", .int(Int64(TokenStore.accessLifetime / 1_000_000_000))),
+            ("refresh_token", .string(refresh)),
             ("scope", .string(scopeWords.joined(separator: " "))), ("token_type", "bearer"), ("enabled_features", []),
         ]
         if let state = request.stringParam("state") { result.append(("state", .string(state))) }
         s.logger.info("client authenticated", metadata: ["scope": "\(client.scope.name)"])
         reply(request, .object(result))
+    }
+
+    /// A failed `public/auth`: counted, answered, and throttled per connection and per peer.
+    private func authFailed(_ request: ClientRequest, grant: String, _ error: GatewayError) {
+        let s = request.session
+        metrics.authFailures += 1
+        let verdict = authThrottle.failed(connection: s.id, peer: s.peer, now: now)
+        s.logger.notice("client authentication failed", metadata: ["grant_type": "\(quotedForLog(grant))", "peer": "\(s.peer)"])
+        refuse(request, error)
+        switch verdict {
+        case .answer(let until):
+            s.authBlockedUntil = until
+        case .answerAndClose:
+            s.logger.warning("too many authentication failures; closing", metadata: ["peer": "\(s.peer)"])
+            disconnect(s, code: 1008, reason: "too many authentication failures", metricReason: "auth_failures")
+        }
     }
 
     static func deribitScope(_ s: Scope) -> String {

@@ -13,6 +13,7 @@ struct GatewayMetrics {
     private(set) var requestCounts: [RequestCounts] = [RequestCounts()]
     private var requestSlots: [String: Int] = ["anonymous": 0]
     var notifications = 0
+    var authFailures = 0
     var framesSent = 0
     var codCancels: [String: Int] = [:]
     var rateLimited: [String: Int] = [:]
