@@ -32,15 +32,27 @@ public struct WebSocketLimits: Sendable {
     public var maxBufferedBytes: Int
     /// How long to wait for the peer's close frame or TCP close after we sent ours.
     public var closeTimeout: Duration
+    /// How long a frame, or a fragmented message, may stay incomplete: a peer that half-sends
+    /// one and stops holds its buffer only this long, then is closed with 1008 (SPEC §8).
+    public var partialMessageTimeout: Duration
+    /// After this long without a byte from the peer, a ping goes out; without a byte for as long
+    /// again, the connection is closed with 1001 (a peer that vanished, SPEC §8). Nil: never.
+    public var idleTimeout: Duration?
+
+    public static let defaultPartialMessageTimeout: Duration = .seconds(10)
+    public static let defaultIdleTimeout: Duration = .seconds(60)
 
     public init(
         maxFrameBytes: Int = 1 << 20, maxMessageBytes: Int = 1 << 20,
-        maxBufferedBytes: Int = 16 << 20, closeTimeout: Duration = .seconds(3)
+        maxBufferedBytes: Int = 16 << 20, closeTimeout: Duration = .seconds(3),
+        partialMessageTimeout: Duration = defaultPartialMessageTimeout, idleTimeout: Duration? = defaultIdleTimeout
     ) {
         self.maxFrameBytes = maxFrameBytes
         self.maxMessageBytes = maxMessageBytes
         self.maxBufferedBytes = maxBufferedBytes
         self.closeTimeout = closeTimeout
+        self.partialMessageTimeout = partialMessageTimeout
+        self.idleTimeout = idleTimeout
     }
 }
 
@@ -64,6 +76,13 @@ public final class WebSocketConnection: @unchecked Sendable {
     private var assembler: WebSocketMessageAssembler
     private var machine: WebSocketConnectionStateMachine
     private var closeTimer: ScheduledTask?
+    private var partialTimer: ScheduledTask?
+    /// Since when a frame or a fragmented message has been incomplete.
+    private var partialSince: UInt64?
+    private var idleTimer: ScheduledTask?
+    /// When the peer last sent a byte, and whether the idle ping is out.
+    private var lastReceivedAt: UInt64 = 0
+    private var idlePingSent = false
     private var closeEvent: WebSocketCloseEvent?
     private var finished = false
 
@@ -114,15 +133,85 @@ public final class WebSocketConnection: @unchecked Sendable {
     /// Processes bytes that arrived together with the handshake. Call once callbacks are set.
     public func start() {
         loop.assertInEventLoop()
+        lastReceivedAt = monotonicNanos()
+        armIdleTimer()
         if parser.bufferedByteCount > 0 { processFrames() }
+        checkPartial()
     }
 
     // MARK: receiving
 
     private func received(_ bytes: UnsafeRawBufferPointer) {
+        if limits.idleTimeout != nil {
+            lastReceivedAt = monotonicNanos()
+            idlePingSent = false
+        }
         parser.feed(bytes)
         processFrames()
+        checkPartial()
         onReadBatchEnd?(self)
+    }
+
+    // MARK: timeouts (SPEC §8)
+
+    /// A frame or a fragmented message left incomplete gets `partialMessageTimeout` to finish.
+    /// Reads that end mid-frame are common under load, so this only notes since when; one
+    /// timer at a time checks it (no timer is made or cancelled per read).
+    private func checkPartial() {
+        let partial = !finished && (parser.bufferedByteCount > 0 || assembler.isAssemblingMessage)
+        if !partial {
+            partialSince = nil
+        } else if partialSince == nil {
+            partialSince = monotonicNanos()
+            if partialTimer == nil { armPartialTimer() }
+        }
+    }
+
+    private func armPartialTimer() {
+        guard let since = partialSince else { return }
+        let due = since &+ limits.partialMessageTimeout.nanoseconds
+        let now = monotonicNanos()
+        partialTimer = loop.schedule(after: .nanoseconds(Int64(due > now ? due - now : 0))) { [weak self] in
+            guard let self, !self.finished else { return }
+            self.partialTimer = nil
+            guard let since = self.partialSince else { return }  // completed meanwhile
+            if monotonicNanos() &- since >= self.limits.partialMessageTimeout.nanoseconds {
+                self.closeForPolicy(code: 1008, reason: "message incomplete for too long")
+            } else {
+                self.armPartialTimer()  // a newer partial frame: its own time
+            }
+        }
+    }
+
+    private func armIdleTimer() {
+        guard let idle = limits.idleTimeout, !finished else { return }
+        idleTimer?.cancel()
+        let due = lastReceivedAt &+ idle.nanoseconds
+        let now = monotonicNanos()
+        idleTimer = loop.schedule(after: .nanoseconds(Int64(due > now ? due - now : 0))) { [weak self] in
+            self?.idleTimerFired()
+        }
+    }
+
+    private func idleTimerFired() {
+        guard let idle = limits.idleTimeout, !finished else { return }
+        if monotonicNanos() &- lastReceivedAt < idle.nanoseconds {
+            armIdleTimer()  // the peer spoke meanwhile
+        } else if !idlePingSent {
+            // RFC 6455 §5.5.2: any peer answers a ping with a pong.
+            idlePingSent = true
+            writeFrame(.ping, [])
+            lastReceivedAt = monotonicNanos()
+            armIdleTimer()
+        } else {
+            closeForPolicy(code: 1001, reason: "idle timeout")
+        }
+    }
+
+    private func closeForPolicy(code: UInt16, reason: String) {
+        if closeEvent == nil { closeEvent = WebSocketCloseEvent(code: code, reason: reason, initiatedLocally: true) }
+        perform(machine.sendClose(code: code, reason: reason))
+        if machine.state != .open { tcp.close() }
     }
 
     private func processFrames() {
@@ -194,6 +283,8 @@ public final class WebSocketConnection: @unchecked Sendable {
         guard !finished else { return }
         finished = true
         closeTimer?.cancel()
+        partialTimer?.cancel()
+        idleTimer?.cancel()
         _ = machine.transportClosed()
         let event = closeEvent ?? WebSocketCloseEvent(code: 1006, reason: reason.description, initiatedLocally: false)
         let cb = onClose
