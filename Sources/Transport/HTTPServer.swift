@@ -24,11 +24,16 @@ public struct HTTPServerLimits: Sendable {
     public var requestTimeout: Duration
     /// Time an HTTP keep-alive connection may stay idle between requests.
     public var idleTimeout: Duration
+    /// Connections speaking HTTP at once (upgraded ones leave the count); past it a new
+    /// connection gets 503 and is closed at once.
+    public var maxConnections: Int
 
-    public init(parser: HTTPParserLimits = .init(), requestTimeout: Duration = .seconds(10), idleTimeout: Duration = .seconds(60)) {
+    public init(parser: HTTPParserLimits = .init(), requestTimeout: Duration = .seconds(10), idleTimeout: Duration = .seconds(60),
+                maxConnections: Int = 1024) {
         self.parser = parser
         self.requestTimeout = requestTimeout
         self.idleTimeout = idleTimeout
+        self.maxConnections = maxConnections
     }
 }
 
@@ -76,6 +81,16 @@ public final class HTTPServer: @unchecked Sendable {
     }
 
     private func accepted(_ tcp: TCPConnection) {
+        if connections.count >= limits.maxConnections {
+            // SPEC §5: too many clients, 503, and the descriptor is released at once.
+            var headers = HTTPHeaders()
+            headers.add(name: "Content-Type", value: "application/json")
+            headers.add(name: "Connection", value: "close")
+            tcp.start()
+            tcp.write(HTTPResponse(status: 503, headers: headers, body: Array(#"{"error":"too many connections"}"#.utf8)).serialize())
+            tcp.close()
+            return
+        }
         nextID += 1
         let conn = HTTPServerConnection(tcp: tcp, id: nextID, server: self, limits: limits)
         connections[ObjectIdentifier(conn)] = conn
@@ -89,6 +104,9 @@ public final class HTTPServer: @unchecked Sendable {
     fileprivate func handle(_ request: HTTPRequest, _ context: HTTPRequestContext) -> HTTPServerAction {
         handler(request, context)
     }
+
+    /// Connections still speaking HTTP (not upgraded).
+    public var httpConnectionCount: Int { connections.count }
 
     /// Closes every HTTP connection that has not been upgraded.
     public func closeHTTPConnections() {

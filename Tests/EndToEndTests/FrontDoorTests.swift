@@ -194,6 +194,19 @@ final class FrontDoorTests: XCTestCase {
         }
     }
 
+    /// Connections that never send a request count too: past max_clients (2 here) a new one
+    /// gets 503 at once, and the silent ones are dropped at the request timeout.
+    func testSilentConnectionsCountAgainstMaxClients() throws {
+        let silent = try (0..<2).map { _ in try connectBlocking(port: gw.port) }
+        defer { silent.forEach { close($0) } }
+        try pollUntil("the gateway to refuse a third connection") {
+            (try? HTTPClient.request("GET", port: self.gw.port, path: "/health"))?.status == 503
+        }
+        let refused = try HTTPClient.request("GET", port: gw.port, path: "/health")
+        XCTAssertEqual(refused.status, 503)
+        XCTAssertTrue(String(decoding: refused.body, as: UTF8.self).contains("too many connections"))
+    }
+
     func testHTTPJSONRPC() throws {
         let get = try HTTPClient.request("GET", port: gw.port, path: "/api/v2/public/get_time")
         XCTAssertEqual(get.status, 200)

@@ -90,8 +90,12 @@ final class GatewayCoreRoutingTests: XCTestCase {
         let bad = try viewer.call("public/auth", ["grant_type": "client_signature", "client_id": "viewer", "timestamp": timestamp,
                                                   "nonce": nonce, "data": data, "signature": String(repeating: "0", count: 64)])
         XCTAssertEqual(rpcErrorCode(bad), 13004, "\(bad)")
-        let signed = try viewer.call("public/auth", ["grant_type": "client_signature", "client_id": "viewer", "timestamp": timestamp,
-                                                     "nonce": nonce, "data": data, "signature": signature])
+        // SPEC §8: after a failure the next attempt waits out a short penalty (10028 meanwhile).
+        let signed = try pollValue("the signed attempt after the penalty", timeout: 5) { () -> [String: Any]? in
+            let r = try viewer.call("public/auth", ["grant_type": "client_signature", "client_id": "viewer", "timestamp": timestamp,
+                                                    "nonce": nonce, "data": data, "signature": signature])
+            return rpcErrorCode(r) == 10028 ? nil : r
+        }
         let auth = try XCTUnwrap(signed["result"] as? [String: Any], "\(signed)")
         XCTAssertNotNil(auth["access_token"] as? String)
         let refresh = try XCTUnwrap(auth["refresh_token"] as? String)

@@ -37,8 +37,8 @@ final class HardeningTests: XCTestCase {
 
     // MARK: authentication (SPEC §8)
 
-    /// 50 wrong secrets sent at once on one connection: one is checked, the rest wait out the
-    /// penalty unchecked, and the connection is closed after five failures.
+    /// 50 wrong secrets sent at once on one connection: the first is checked, the others come
+    /// during its penalty and are refused unchecked; five checked failures close the connection.
     func testGuessingIsThrottledPerConnection() throws {
         let f = try SessionFixture(self)
         defer { f.stop() }
@@ -47,11 +47,19 @@ final class HardeningTests: XCTestCase {
             _ = try c.send("public/auth", ["grant_type": "client_credentials", "client_id": "A", "client_secret": "guess-\(k)"])
         }
         var codes: [Int] = []
-        for _ in 0..<5 { codes.append(rpcErrorCode(try RPCClient.decode(try c.next("an answer"))) ?? 0) }
+        for _ in 0..<50 { codes.append(rpcErrorCode(try RPCClient.decode(try c.next("an answer"))) ?? 0) }
         XCTAssertEqual(codes.first, 13004)
         XCTAssertEqual(codes.filter { $0 == 13004 }.count, 1, "only the first guess was checked: \(codes)")
+        XCTAssertEqual(codes.filter { $0 == 10028 }.count, 49)
+        // Four more, each after its penalty (250, 500, 750, 1000 ms): the fifth failure closes.
+        for k in 0..<4 {
+            let r = try pollValue("guess \(k) checked", timeout: 5) { () -> [String: Any]? in
+                let r = try c.call("public/auth", ["grant_type": "client_credentials", "client_id": "A", "client_secret": "late-\(k)"])
+                return rpcErrorCode(r) == 10028 ? nil : r
+            }
+            XCTAssertEqual(rpcErrorCode(r), 13004)
+        }
         let close = try c.waitClosed()
-        XCTAssertNil(try? c.next("nothing after the fifth failure", timeout: 0.01), "closed after five failures")
         XCTAssertEqual(close.code, 1008)
         XCTAssertEqual(close.reason, "too many authentication failures")
         XCTAssertEqual(try f.metric("deribit_gateway_auth_failures_total"), 5)
@@ -62,10 +70,11 @@ final class HardeningTests: XCTestCase {
     func testGuessingIsThrottledPerPeer() throws {
         let f = try SessionFixture(self)
         defer { f.stop() }
-        for _ in 0..<4 {
+        for k in 0..<20 {
             let c = try RPCClient(url: f.gw.wsURL, loop: f.loop)
-            for k in 0..<5 { _ = try c.send("public/auth", ["grant_type": "client_credentials", "client_id": "A", "client_secret": "g\(k)"]) }
-            XCTAssertEqual(try c.waitClosed().code, 1008)
+            let r = try c.call("public/auth", ["grant_type": "client_credentials", "client_id": "A", "client_secret": "g\(k)"])
+            XCTAssertEqual(rpcErrorCode(r), 13004)
+            c.close()
         }
         let next = try RPCClient(url: f.gw.wsURL, loop: f.loop)
         let r = try next.call("public/auth", ["grant_type": "client_credentials", "client_id": "A", "client_secret": "again"])
@@ -105,5 +114,40 @@ final class HardeningTests: XCTestCase {
         XCTAssertNotNil(try first.call("public/auth", params)["result"])
         let second = try RPCClient(url: f.gw.wsURL, loop: f.loop)
         XCTAssertEqual(rpcErrorCode(try second.call("public/auth", params)), 13004)
+    }
+
+    // MARK: anonymous clients (SPEC §8)
+
+    /// An anonymous client flooding requests is held to its own limit and the anonymous
+    /// share: a configured strategy's requests meanwhile all go through.
+    func testAnAnonymousFloodDoesNotStarveAConfiguredClient() throws {
+        let f = try SessionFixture(self)
+        defer { f.stop() }
+        let flooder = try RPCClient(url: f.gw.wsURL, loop: f.loop)
+        let strategy = try f.client("B")
+        for _ in 0..<400 { _ = try flooder.send("public/get_time") }
+        var refused = 0
+        for _ in 0..<60 {
+            let r = try strategy.call("public/get_time")
+            if rpcErrorCode(r) != nil { refused += 1 }
+        }
+        XCTAssertEqual(refused, 0, "the strategy's requests all answered")
+        var flooderRefused = 0
+        for _ in 0..<400 {
+            let m = try RPCClient.decode(try flooder.next("the flood's answers"))
+            if rpcErrorCode(m) == 10028 { flooderRefused += 1 }
+        }
+        XCTAssertGreaterThan(flooderRefused, 300, "held to the anonymous limits")
+        XCTAssertGreaterThan(try f.metric(#"deribit_gateway_rate_limited_total{client="anonymous"}"#), 300)
+    }
+}
+
+/// Calls `body` until it returns a value, with a deadline (for a state no event announces).
+func pollValue<T>(_ what: String, timeout: Double, _ body: () throws -> T?) throws -> T {
+    let end = Date().addingTimeInterval(timeout)
+    while true {
+        if let v = try body() { return v }
+        guard Date() < end else { throw TestFailure("timed out after \(timeout) s waiting for \(what)") }
+        usleep(20_000)
     }
 }

@@ -185,7 +185,7 @@ struct ConfigDecoder {
 
     mutating func decodeRoot(_ value: ConfigJSON, into config: inout GatewayConfig) {
         guard let root = object(value, at: .root, keys: [
-            "listen", "upstream", "clients", "anonymous_scope", "allowed_origins", "limits", "transport", "shutdown",
+            "listen", "upstream", "clients", "anonymous_scope", "anonymous_limits", "allowed_origins", "limits", "transport", "shutdown",
         ]) else { return }
 
         if let text = string(root, "listen") {
@@ -220,6 +220,15 @@ struct ConfigDecoder {
             config.limits.clientBufferBytes = integer(
                 limits, "client_buffer_bytes", default: config.limits.clientBufferBytes, minimum: 1)
         }
+        if let anonymousValue = root["anonymous_limits"],
+           let anonymous = object(anonymousValue, at: root.path.key("anonymous_limits"), keys: ["rate_limit", "total_rate_limit"]) {
+            if let v = anonymous["rate_limit"], let limit = decodeRateLimit(v, at: anonymous.path.key("rate_limit")) {
+                config.anonymousLimits.rateLimit = limit
+            }
+            if let v = anonymous["total_rate_limit"], let limit = decodeRateLimit(v, at: anonymous.path.key("total_rate_limit")) {
+                config.anonymousLimits.totalRateLimit = limit
+            }
+        }
         if let shutdownValue = root["shutdown"],
            let shutdown = object(shutdownValue, at: root.path.key("shutdown"), keys: ["cancel_wait_ms"]) {
             config.shutdown.cancelWaitMilliseconds = integer(
@@ -235,6 +244,18 @@ struct ConfigDecoder {
                        "must be one of \(EventLoopKind.allCases.map(\.rawValue).joined(separator: ", ")), got \"\(name)\"")
             }
         }
+    }
+
+    /// `{ "per_s": NUMBER, "burst": INTEGER }`, both required.
+    mutating func decodeRateLimit(_ value: ConfigJSON, at path: ConfigKeyPath) -> GatewayConfig.RateLimit? {
+        guard let limit = object(value, at: path, keys: ["per_s", "burst"]) else { return nil }
+        let perSecond = positiveNumber(limit, "per_s")
+        let burst = limit.contains("burst") ? integer(limit, "burst", default: 1, minimum: 1) : nil
+        if !limit.contains("burst") {
+            report(limit.path.key("burst"), "missing; an integer of at least 1")
+        }
+        guard let perSecond, let burst else { return nil }
+        return GatewayConfig.RateLimit(perSecond: perSecond, burst: burst)
     }
 
     mutating func decodeUpstream(_ value: ConfigJSON, at path: ConfigKeyPath, into upstream: inout GatewayConfig.Upstream) {
@@ -354,18 +375,7 @@ struct ConfigDecoder {
 
             let cancelOnDisconnect = boolean(object, "cancel_on_disconnect", default: false)
 
-            var rateLimit: GatewayConfig.RateLimit?
-            if let limitValue = object["rate_limit"],
-               let limit = self.object(limitValue, at: elementPath.key("rate_limit"), keys: ["per_s", "burst"]) {
-                let perSecond = positiveNumber(limit, "per_s")
-                let burst = limit.contains("burst") ? integer(limit, "burst", default: 1, minimum: 1) : nil
-                if !limit.contains("burst") {
-                    report(limit.path.key("burst"), "missing; an integer of at least 1")
-                }
-                if let perSecond, let burst {
-                    rateLimit = GatewayConfig.RateLimit(perSecond: perSecond, burst: burst)
-                }
-            }
+            let rateLimit = object["rate_limit"].flatMap { decodeRateLimit($0, at: elementPath.key("rate_limit")) }
 
             if let name, let secret, let scope {
                 clients.append(GatewayConfig.Client(

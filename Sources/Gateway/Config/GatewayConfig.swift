@@ -20,6 +20,7 @@ public struct GatewayConfig: Sendable, Equatable {
     public var limits: Limits
     public var transport: Transport
     public var shutdown: Shutdown
+    public var anonymousLimits: AnonymousLimits
 
     public init(
         listen: ListenAddress = .defaultAddress,
@@ -29,7 +30,8 @@ public struct GatewayConfig: Sendable, Equatable {
         allowedOrigins: [String] = [],
         limits: Limits = Limits(),
         transport: Transport = Transport(),
-        shutdown: Shutdown = Shutdown()
+        shutdown: Shutdown = Shutdown(),
+        anonymousLimits: AnonymousLimits = AnonymousLimits()
     ) {
         self.listen = listen
         self.upstream = upstream
@@ -39,6 +41,7 @@ public struct GatewayConfig: Sendable, Equatable {
         self.limits = limits
         self.transport = transport
         self.shutdown = shutdown
+        self.anonymousLimits = anonymousLimits
     }
 
     /// No upstream credentials: only public methods and channels work (SPEC §4).
@@ -211,6 +214,20 @@ public struct GatewayConfig: Sendable, Equatable {
             self.maxClients = maxClients
             self.maxMessageBytes = maxMessageBytes
             self.clientBufferBytes = clientBufferBytes
+        }
+    }
+
+    /// What clients that have not authenticated may send upstream (SPEC §8): each connection
+    /// its own `rateLimit`, and all of them together `totalRateLimit`, so that the configured
+    /// strategies keep the rest of the credits. Requests over either get 10028 at once.
+    public struct AnonymousLimits: Sendable, Equatable {
+        public var rateLimit: RateLimit
+        public var totalRateLimit: RateLimit
+
+        public init(rateLimit: RateLimit = RateLimit(perSecond: 5, burst: 10),
+                    totalRateLimit: RateLimit = RateLimit(perSecond: 10, burst: 20)) {
+            self.rateLimit = rateLimit
+            self.totalRateLimit = totalRateLimit
         }
     }
 

@@ -48,6 +48,11 @@ final class ClientSession: @unchecked Sendable {
     /// After a failed authentication, no attempt is checked before this time (SPEC §8).
     var authBlockedUntil: Nanos?
 
+    /// An anonymous session's rate limit (SPEC §8); replaced by the client's own on authentication.
+    func limitAnonymous(_ limit: GatewayConfig.RateLimit, now: Nanos) {
+        rateLimit = TokenBucket(capacity: Double(limit.burst), refillPerSecond: limit.perSecond, now: now)
+    }
+
     init(id: ClientID, webSocket ws: WebSocketConnection, scope: Scope, logger: Logger) {
         self.id = id
         link = .webSocket(ws)

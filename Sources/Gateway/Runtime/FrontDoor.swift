@@ -224,7 +224,7 @@ extension Gateway {
                     respond(HTTPResponse(status: isError ? 400 : 200, headers: headers, body: bytes))
                 }
             }
-            if let c = client { s.authenticated(as: c, now: self.now) }
+            if let c = client { s.authenticated(as: c, now: self.now) } else { s.limitAnonymous(self.config.anonymousLimits.rateLimit, now: self.now) }
             if let scan = try? JSONRPCScanner.scan(body), let m = JSONRPCScanner.method(in: body, scan: scan), Self.webSocketOnly.contains(m) {
                 let id = scan.id.map { Array(body[$0]) } ?? JSONRPCWire.nullID
                 self.refuse(s, id: id, .webSocketOnly)

@@ -50,6 +50,9 @@ public final class Gateway: @unchecked Sendable {
     var orders = OrderTracker()
     var cancels = CancelQueue()
 
+    /// What every anonymous client together may send upstream (SPEC §8 `anonymous_limits`).
+    var anonymousBucket: TokenBucket
+
     /// SPEC §4 `allowed_origins`, compared as RFC 6454 says.
     let originPolicy: OriginPolicy
 
@@ -71,6 +74,8 @@ public final class Gateway: @unchecked Sendable {
         self.loop = loop
         self.clock = clock
         originPolicy = OriginPolicy(allowed: config.allowedOrigins)
+        let total = config.anonymousLimits.totalRateLimit
+        anonymousBucket = TokenBucket(capacity: Double(total.burst), refillPerSecond: total.perSecond, now: clock.now)
         self.logger = logger
         self.tlsContext = tlsContext
         let now = clock.now
@@ -106,7 +111,10 @@ public final class Gateway: @unchecked Sendable {
             throw TransportError.invalidURL("listen \(config.listen)")
         }
         // docs/CONFIG.md: `max_message_bytes` bounds an HTTP body as it bounds a WebSocket message.
-        let limits = HTTPServerLimits(parser: HTTPParserLimits(maxBodyBytes: config.limits.maxMessageBytes))
+        // `max_clients` bounds every kind of connection: WebSocket clients (counted by the
+        // gateway) and connections still speaking HTTP (counted by the server).
+        let limits = HTTPServerLimits(parser: HTTPParserLimits(maxBodyBytes: config.limits.maxMessageBytes),
+                                      maxConnections: config.limits.maxClients)
         let server = HTTPServer(address: address, loop: loop, limits: limits) { [unowned self] request, context in
             self.route(request, context)
         }
@@ -141,6 +149,7 @@ public final class Gateway: @unchecked Sendable {
     func clientConnected(_ ws: WebSocketConnection) {
         loop.assertInEventLoop()
         let s = sessions.insert { ClientSession(id: $0, webSocket: ws, scope: config.anonymousScope, logger: logger) }
+        s.limitAnonymous(config.anonymousLimits.rateLimit, now: now)
         openTransports += 1
         ws.onText = { [unowned self] _, bytes in self.clientMessage(s, bytes) }
         ws.onClose = { [unowned self] _, event in

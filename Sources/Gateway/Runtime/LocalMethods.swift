@@ -131,8 +131,9 @@ extension Gateway {
         let s = request.session
         let grant = request.stringParam("grant_type") ?? ""
         if let until = s.authBlockedUntil, now < until {
-            // SPEC §8: after a failure, the next attempt waits; one that does not is not checked.
-            authFailed(request, grant: grant, .tooManyRequests(reason: "authentication throttled"))
+            // SPEC §8: after a failure, the next attempt must wait; one that does not is not
+            // checked at all (so guesses cannot be pipelined), nor counted against the client.
+            refuse(request, .tooManyRequests(reason: "authentication throttled; retry in \((until - now) / 1_000_000 + 1) ms"))
             return
         }
         var matched: GatewayConfig.Client?

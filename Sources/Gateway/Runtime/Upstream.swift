@@ -182,9 +182,15 @@ extension Gateway {
             s.rateLimit = bucket
             guard ok else {
                 metrics.rateLimited[s.label, default: 0] += 1
-                refuse(request, .tooManyRequests(reason: "client rate_limit exceeded"))
+                refuse(request, .tooManyRequests(reason: s.isAuthenticated ? "client rate_limit exceeded" : "anonymous rate_limit exceeded"))
                 return
             }
+        }
+        // Anonymous clients together keep to their share, so that strategies keep theirs.
+        if !s.isAuthenticated && !anonymousBucket.tryTake(1, now: now) {
+            metrics.rateLimited[s.label, default: 0] += 1
+            refuse(request, .tooManyRequests(reason: "anonymous total_rate_limit exceeded"))
+            return
         }
         let intent = request.method.createsOrders ? OrderIntent.parse(method: request.method, bytes: request.bytes, params: request.scan.params) : nil
         switch router.forward(client: s.id, originalID: request.id, bytes: request.bytes, scan: request.scan,
