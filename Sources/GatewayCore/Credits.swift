@@ -79,6 +79,12 @@ package struct CreditModel: Sendable {
         package static let defaultReserveShare = 0.1
         /// Matching-engine credits clients leave to the gateway's own cancels (at most 10% of the burst).
         package static let matchingEngineReserve = 2.0
+        /// The model runs on the gateway's clock, the exchange's bucket on arrival times: a request
+        /// delayed on the way and the next one not can reach the exchange closer together than
+        /// they were sent. Every request, the gateway's own included, leaves this much refill
+        /// time in the bucket, so that such jitter never overdraws it (Deribit would answer 10028
+        /// and close the session).
+        package var jitterMargin: Nanos = .milliseconds(100)
 
         package init() {}
     }
@@ -123,7 +129,9 @@ package struct CreditModel: Sendable {
             keep = keepsReserve ? min(Settings.matchingEngineReserve, Double(settings.matchingEngineBurst) * 0.1) : 0
         }
         let maxWaitSeconds = Double(settings.maxWait) / 1e9
+        let keepAlso = keep + margin(bucket)
         return withBucket(bucket) { b in
+            let keep = keepAlso
             if b.tryTake(cost, keeping: keep, now: now) { return .sendNow }
             let wait = b.secondsUntilAvailable(cost, keeping: keep, now: now)
             guard wait <= maxWaitSeconds || !keepsReserve else { return .refuse }
@@ -139,6 +147,16 @@ package struct CreditModel: Sendable {
         withBucket(bucket) { b in b.refund(cost) }
     }
 
+    /// `jitterMargin` of this bucket's refill, in credits.
+    private func margin(_ bucket: CreditBucket) -> Double {
+        let perSecond: Double
+        switch bucket {
+        case .standard, .subscribe: perSecond = Double(settings.refillPerSecond)
+        case .matchingEngine: perSecond = Double(settings.matchingEngineRate)
+        }
+        return perSecond * Double(settings.jitterMargin) / 1e9
+    }
+
     private func cost(_ bucket: CreditBucket) -> Double {
         switch bucket {
         case .standard: return Double(settings.defaultCost)
@@ -150,7 +168,8 @@ package struct CreditModel: Sendable {
     /// How long a request of the gateway's own (no reserve) would wait in `bucket` now.
     package mutating func delay(_ bucket: CreditBucket, now: Nanos) -> Nanos {
         let cost = self.cost(bucket)
-        return withBucket(bucket) { b in UInt64(b.secondsUntilAvailable(cost, now: now) * 1e9) }
+        let keep = margin(bucket)
+        return withBucket(bucket) { b in UInt64(b.secondsUntilAvailable(cost, keeping: keep, now: now) * 1e9) }
     }
 
     /// Whole credits left in `bucket` now (for /metrics).

@@ -54,7 +54,24 @@ final class RequestRouterTests: XCTestCase {
         }
     }
 
-    private func readyRouter(_ settings: RequestRouter.Settings = RequestRouter.Settings(), now: Nanos = 0) -> RequestRouter {
+    /// Every request leaves the jitter margin's worth of refill in the bucket (100 ms by
+    /// default): at a tier of 10/s, one request's worth.
+    func testRequestsLeaveTheJitterMarginInTheBucket() throws {
+        var settings = RequestRouter.Settings()
+        settings.credits.matchingEngineRate = 10
+        settings.credits.matchingEngineBurst = 3
+        var r = readyRouter(settings)
+        XCTAssertEqual(settings.credits.jitterMargin, 100 * millisecond)
+        // The gateway's own: 3 credits, 1 kept: two go at once, the third waits for the refill.
+        let cancel = { (k: Int) in GatewayTask.cancelOnDisconnect(orderID: "O\(k)") }
+        XCTAssertNotNil(r.submit(cancel(1), method: "private/cancel", params: nil, bucket: .matchingEngine, now: 0))
+        XCTAssertNotNil(r.submit(cancel(2), method: "private/cancel", params: nil, bucket: .matchingEngine, now: 0))
+        XCTAssertNil(r.submit(cancel(3), method: "private/cancel", params: nil, bucket: .matchingEngine, now: 0))
+        XCTAssertEqual(r.nextCreditTime, 101 * millisecond, "one request's refill (100 ms), 1 ms late")
+        XCTAssertEqual(r.creditDelay(.matchingEngine, now: 0), 200 * millisecond)
+    }
+
+    private func readyRouter(_ settings: RequestRouter.Settings = exactSettings(), now: Nanos = 0) -> RequestRouter {
         var r = RequestRouter(settings, now: now)
         r.connected()
         XCTAssertTrue(r.ready(now: now).isEmpty)
@@ -64,7 +81,7 @@ final class RequestRouterTests: XCTestCase {
 
     /// Credits small enough to run out in a few requests: 2,000 max, 500 a request, 10,000/s.
     private func tightCredits() -> RequestRouter.Settings {
-        var s = RequestRouter.Settings()
+        var s = exactSettings()
         s.credits.max = 2_000
         s.credits.defaultCost = 500
         s.credits.refillPerSecond = 10_000
@@ -74,7 +91,7 @@ final class RequestRouterTests: XCTestCase {
     // MARK: forwarding
 
     func testARequestWaitsForTheUpstreamAndGoesWithAFreshIDAndWithoutTheAccessToken() throws {
-        var r = RequestRouter(RequestRouter.Settings(), now: 0)
+        var r = RequestRouter(exactSettings(), now: 0)
         XCTAssertEqual(r.link, .down)
         let sent = request(#""abc""#, "private/get_positions", params: #"{"access_token":"secret","currency":"BTC"}"#)
         XCTAssertEqual(try forward(&r, sent, now: 0), "queued")
@@ -115,7 +132,7 @@ final class RequestRouterTests: XCTestCase {
     }
 
     func testTooManyPendingRequestsOfOneClient() throws {
-        var settings = RequestRouter.Settings()
+        var settings = exactSettings()
         settings.maxPendingPerClient = 2
         var r = readyRouter(settings)
         XCTAssertEqual(try forward(&r, request("5"), pending: 1, now: 0), "send " + upstream(1))
@@ -234,7 +251,7 @@ final class RequestRouterTests: XCTestCase {
     // MARK: the link
 
     func testWhenReadySubmitsWaitDuringTheHandshakeWhileHandshakeStepsGo() throws {
-        var r = RequestRouter(RequestRouter.Settings(), now: 0)
+        var r = RequestRouter(exactSettings(), now: 0)
         r.connected()
         XCTAssertEqual(r.link, .handshaking)
         let hello = r.submit(.session(.hello, generation: 1), method: "public/hello",
@@ -269,7 +286,7 @@ final class RequestRouterTests: XCTestCase {
     // MARK: expiry and loss
 
     func testANeverSentRequestExpiresAsUpstreamUnavailable() throws {
-        var r = RequestRouter(RequestRouter.Settings(), now: 0)
+        var r = RequestRouter(exactSettings(), now: 0)
         XCTAssertEqual(try forward(&r, request("1"), now: 0), "queued")
         r.connected()
         XCTAssertTrue(r.expire(now: 15 * second - 1).isEmpty)
@@ -383,7 +400,7 @@ final class RequestRouterTests: XCTestCase {
     }
 
     func testCreditsBookedForTheGatewaysOwnCancelThatExpiresUnsentAreRefunded() {
-        var settings = RequestRouter.Settings()
+        var settings = exactSettings()
         settings.requestTimeout = 100 * millisecond
         var control = readyRouter(settings)
         var r = readyRouter(settings)
@@ -408,4 +425,11 @@ final class RequestRouterTests: XCTestCase {
         XCTAssertEqual(r.creditDelay(.standard, now: 5 * millisecond), control.creditDelay(.standard, now: 5 * millisecond))
         XCTAssertEqual(delayMillis(&r, .standard, now: 5 * millisecond), 45, accuracy: 0.001)
     }
+}
+
+/// Default settings without the jitter margin: the credit arithmetic of these tests is exact.
+private func exactSettings() -> RequestRouter.Settings {
+    var s = RequestRouter.Settings()
+    s.credits.jitterMargin = 0
+    return s
 }
