@@ -105,6 +105,23 @@ final class OrdersNeverLeftBehindTests: XCTestCase {
         XCTAssertEqual(try f.openOrders(), [])
     }
 
+    /// The upstream is lost in the middle of the shutdown's cancels (without Deribit's own
+    /// cancel-on-disconnect, the orders outlive it): the gateway reconnects and finishes them.
+    func testShutdownReconnectsToFinishItsCancels() throws {
+        let f = try SessionFixture(self, upstream: ["cancel_on_disconnect": false])
+        defer { f.stop() }
+        let a = try f.client("A")
+        let b = try f.client("B")
+        let kept = try f.placeOrder(b, label: "kept")
+        for k in 0..<3 { try f.placeOrder(a, label: "a-\(k)") }
+        XCTAssertEqual(try f.sim.post("/sim/fault/drop_on?method=private/cancel"), 200)
+        XCTAssertEqual(kill(f.gw.child.process.processIdentifier, SIGTERM), 0)
+        XCTAssertEqual(try f.gw.child.waitForExit(timeout: 15), 0, "exit code; log:\n\(f.gatewayLog)")
+        XCTAssertEqual(try f.openOrders(), [kept], "A's orders cancelled over a second connection, B's kept")
+        XCTAssertGreaterThanOrEqual(try f.sim.simTotals()["connections_opened"] ?? 0, 2)
+        XCTAssertEqual(try f.methodCalls("private/logout"), 1)
+    }
+
     /// An exchange that answers nothing: at `shutdown.cancel_wait_ms` the gateway logs every
     /// order left open and exits with status 3.
     func testShutdownBoundLogsEachOrderLeftOpenAndExitsThree() throws {

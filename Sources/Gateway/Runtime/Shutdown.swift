@@ -17,8 +17,8 @@ extension Gateway {
         shutdownDone = done
         server?.stopAccepting()
         server?.closeHTTPConnections()
-        reconnectTimer?.cancel()
-        session.stop()
+        // The upstream session goes on until the logout: if it is lost while cancels are
+        // outstanding, the gateway reconnects and finishes them.
         for s in sessions.webSockets {
             // Runs the session's end at once: channels released, cancel-on-disconnect sent.
             disconnect(s, code: 1001, reason: "gateway shutdown", metricReason: "shutdown")
@@ -45,7 +45,15 @@ extension Gateway {
                 break
             case .logoutUpstream:
                 reportOrdersLeftOpen()
-                logoutUpstream()
+                session.stop()
+                reconnectTimer?.cancel()
+                if upstream == nil || router.link != .ready {
+                    // Nothing (ready) to log out of: a connection still handshaking is dropped.
+                    upstream?.abort(reason: "gateway shutdown")
+                    loop.execute { [weak self] in self?.shutdownEvent { plan, t in plan.upstreamClosed(now: t) } }
+                } else {
+                    logoutUpstream()
+                }
             case .abortUpstream:
                 upstream?.abort(reason: "gateway shutdown")
             case .finish(let unflushed, let unconfirmed):

@@ -49,7 +49,7 @@ extension Gateway {
     }
 
     private func upstreamConnectResult(_ result: Result<WebSocketConnection, TransportError>, generation: Int) {
-        guard generation == session.generation, !stopping else {
+        guard generation == session.generation, session.state != .stopped else {
             if case .success(let ws) = result { ws.close(code: 1001) }
             return
         }
@@ -161,7 +161,8 @@ extension Gateway {
         for p in lost { complete(p, .failed(.upstreamUnavailable)) }
         subscriptions.upstreamLost()
         backoff(session.closed("connection lost: \(event)", now: now))
-        shutdownEvent { plan, t in plan.upstreamClosed(now: t) }
+        // Only the logout's close ends a phase: a loss before it is reconnected.
+        if shutdownPlan?.phase == .loggingOut { shutdownEvent { plan, t in plan.upstreamClosed(now: t) } }
     }
 
     // MARK: sending
