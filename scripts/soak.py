@@ -499,8 +499,8 @@ class IdleClient:
         self.closed_early = f"closed with {self.ws.close_code} {self.ws.close_reason!r}"
 
     async def stop(self) -> None:
-        if self.task is not None and self.task.done():
-            return  # already gone; reported by the caller
+        if self.ws is None or (self.task is not None and self.task.done()):
+            return  # never started, or already gone (reported by the caller)
         try:
             await asyncio.wait_for(self.ws.close(1000, "soak done"), IO_TIMEOUT * 2)
         except (asyncio.TimeoutError, ConnectionError):
@@ -655,11 +655,13 @@ async def soak(args, gw: Child, port: int, event_loop: str) -> RunResult:
         phase["name"] = "warm-up"
         tally.counting = False
         idle = [IdleClient(port, i) for i in range(args.idle)]
-        await asyncio.gather(*(c.start() for c in idle))
+        for e in await asyncio.gather(*(c.start() for c in idle), return_exceptions=True):
+            if isinstance(e, BaseException):
+                tally.odd(f"idle client (warm-up): {type(e).__name__}", str(e))
         await churn(port, args.warmup, args.workers, tally, gw.alive)
         await asyncio.gather(*(c.stop() for c in idle))
         # Warm-up outcomes that went wrong still count as unexpected.
-        res.baseline = await settle(port, gw, record, None, args.fd_tolerance)
+        res.baseline = await settle(port, gw, record, None, args.fd_tolerance, tally.odd)
         if res.baseline is None:
             res.failures.append("gateway died during warm-up")
             return res
@@ -690,7 +692,7 @@ async def soak(args, gw: Child, port: int, event_loop: str) -> RunResult:
 
         phase["name"] = "settle"
         t1 = time.monotonic()
-        res.after = await settle(port, gw, record, res.baseline, args.fd_tolerance)
+        res.after = await settle(port, gw, record, res.baseline, args.fd_tolerance, tally.odd)
         res.settle_s = time.monotonic() - t1
         if peak_window:
             res.peak = Sample(0, max(s.rss_kib for s in peak_window), max(s.fds for s in peak_window), max(s.threads for s in peak_window))
@@ -714,12 +716,13 @@ async def soak(args, gw: Child, port: int, event_loop: str) -> RunResult:
         res.samples = [(round(s.t, 2), s.rss_kib, s.fds, s.threads) for s in samples]
 
 
-async def settle(port: int, gw: Child, record, baseline: Sample | None, tolerance: int) -> Sample | None:
+async def settle(port: int, gw: Child, record, baseline: Sample | None, tolerance: int, tally_odd) -> Sample | None:
     """Waits (deadline SETTLE_TIMEOUT) until no WebSocket client is left, the fd count has been
     steady for 3 samples and, with a baseline, is within the tolerance of it. Returns the last
     sample (the median RSS of the last 3)."""
     deadline = time.monotonic() + SETTLE_TIMEOUT
     recent: list[Sample] = []
+    clients = None
     while time.monotonic() < deadline:
         await asyncio.sleep(1.0)
         s = record()
@@ -735,6 +738,8 @@ async def settle(port: int, gw: Child, record, baseline: Sample | None, toleranc
         within = baseline is None or s.fds <= baseline.fds + tolerance
         if clients == 0 and steady and within:
             break
+    else:
+        tally_odd(f"settle: not steady within {SETTLE_TIMEOUT:.0f} s (clients {clients}, fds {[r.fds for r in recent]})")
     if not recent:
         return None
     # /health's own connection may still be closing: take a sample after a short pause.
