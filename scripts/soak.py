@@ -573,9 +573,9 @@ async def one_op(port: int, kind: str, n: int, tally: Tally) -> None:
         tally.odd(f"{label}: {type(e).__name__}", str(e))
 
 
-async def churn(port: int, seconds: float, workers: int, tally: Tally, gateway_alive) -> int:
+async def churn(port: int, seconds: float, workers: int, tally: Tally, gateway_alive, only: list[str]) -> int:
     """Runs the mix on `workers` concurrent workers for `seconds`. Returns operations done."""
-    kinds = [k for k, w in OP_MIX for _ in range(w)]
+    kinds = [k for k, w in OP_MIX for _ in range(w) if not only or k in only]
     end = time.monotonic() + seconds
     max_ops = int(seconds * 2000) + 100  # a bound on the count, far above what the loop reaches
     counter = 0
@@ -658,7 +658,7 @@ async def soak(args, gw: Child, port: int, event_loop: str) -> RunResult:
         for e in await asyncio.gather(*(c.start() for c in idle), return_exceptions=True):
             if isinstance(e, BaseException):
                 tally.odd(f"idle client (warm-up): {type(e).__name__}", str(e))
-        await churn(port, args.warmup, args.workers, tally, gw.alive)
+        await churn(port, args.warmup, args.workers, tally, gw.alive, args.only)
         await asyncio.gather(*(c.stop() for c in idle))
         # Warm-up outcomes that went wrong still count as unexpected.
         res.baseline = await settle(port, gw, record, None, args.fd_tolerance, tally.odd)
@@ -676,7 +676,7 @@ async def soak(args, gw: Child, port: int, event_loop: str) -> RunResult:
             if isinstance(e, BaseException):
                 tally.odd(f"idle client: {type(e).__name__}", str(e))
         t0 = time.monotonic()
-        n = await churn(port, args.duration, args.workers, tally, gw.alive)
+        n = await churn(port, args.duration, args.workers, tally, gw.alive, args.only)
         res.op_rate = n / max(time.monotonic() - t0, 1e-9)
         now = time.monotonic()
         for c in idle:
@@ -883,7 +883,13 @@ def main() -> int:
     ap.add_argument("--log-level", default="warning", help="the gateway's --log-level (default warning)")
     ap.add_argument("--strict", action="store_true", help="also fail on any unexpected outcome")
     ap.add_argument("--json", metavar="FILE", help="write the results (with the 1 s samples) as JSON")
+    ap.add_argument("--only", metavar="KIND,...", default="",
+                    help="run only these operation kinds (to narrow a leak down): " + ",".join(k for k, _ in OP_MIX))
     args = ap.parse_args()
+    args.only = [k for k in args.only.split(",") if k]
+    unknown = set(args.only) - {k for k, _ in OP_MIX}
+    if unknown:
+        ap.error(f"--only: unknown kinds {sorted(unknown)}")
     if not (1 <= args.duration <= 86_400) or not (0 <= args.warmup <= 3600) or not (1 <= args.workers <= 256) \
             or not (0 <= args.idle <= 1000):
         ap.error("--duration 1..86400, --warmup 0..3600, --workers 1..256, --idle 0..1000")
