@@ -663,8 +663,7 @@ async def soak(args, gw: Child, port: int, event_loop: str) -> RunResult:
         # Warm-up outcomes that went wrong still count as unexpected.
         res.baseline = await settle(port, gw, record, None, args.fd_tolerance, tally.odd)
         if res.baseline is None:
-            res.failures.append("gateway died during warm-up")
-            return res
+            return res  # the gateway died: res.died says when
         log(f"{event_loop}: baseline rss {res.baseline.rss_kib / 1024:.1f} MiB, fds {res.baseline.fds}, threads {res.baseline.threads}")
 
         # Churn next to idle clients.
