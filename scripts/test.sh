@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The project's one test command (README, CI). Installs what the interop tests need (Debian/Ubuntu),
-# prepares a Python virtualenv with the independent WebSocket peer, builds and runs `swift test`.
+# prepares a Python virtualenv with the independent WebSocket peer, builds and runs `swift test`,
+# then fuzzes the parsers briefly (scripts/fuzz.sh, FUZZ_SECONDS per target, default 10, 0 skips).
 # Extra arguments go to `swift test` (e.g. `scripts/test.sh --filter TransportTests`).
 set -euo pipefail
 
@@ -59,11 +60,30 @@ if [ "$#" -eq 0 ]; then
     E2E_EVENT_LOOP=epoll swift test --skip-build --disable-swift-testing --filter EndToEndTests 2>&1 | tee -a "$LOG"
 fi
 
-# One closing line over both runs: XCTest prints "Executed N tests, with F failures" per run
-# (the last such line of a run is its total).
-awk '/^Test Suite .(All tests|Selected tests). (passed|failed)/ { grab = 1; next }
+# A short fuzz run of the parsers (docs/FUZZING.md), FUZZ_SECONDS per target (0 skips it).
+# Its targets count in the closing line: one passed or failed each.
+FUZZ_SECONDS="${FUZZ_SECONDS:-10}"
+FUZZ_LOG="$(mktemp)"
+trap 'rm -f "$LOG" "$FUZZ_LOG"' EXIT
+fuzz_status=0
+if [ "$#" -eq 0 ] && [ "$FUZZ_SECONDS" != 0 ]; then
+    bash scripts/fuzz.sh "$FUZZ_SECONDS" 2>&1 | tee "$FUZZ_LOG" || fuzz_status=$?
+fi
+fuzz_passed=0
+fuzz_failed=0
+if summary="$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$FUZZ_LOG" | tail -1)"; then
+    read -r fuzz_passed _ fuzz_failed _ <<<"$summary"
+fi
+# fuzz.sh stopped before its summary (no toolchain support, bad arguments): one failure.
+if [ "$fuzz_status" -ne 0 ] && [ "$fuzz_failed" -eq 0 ]; then fuzz_failed=1; fi
+
+# One closing line over both runs and the fuzz targets: XCTest prints "Executed N tests, with
+# F failures" per run (the last such line of a run is its total).
+awk -v fuzz_passed="$fuzz_passed" -v fuzz_failed="$fuzz_failed" '
+     /^Test Suite .(All tests|Selected tests). (passed|failed)/ { grab = 1; next }
      grab && /Executed [0-9]+ tests?, with [0-9]+ failures?/ {
          for (i = 1; i <= NF; i++) { if ($i == "Executed") n += $(i + 1); if ($i == "with") f += $(i + 1) }
          grab = 0
      }
-     END { printf "%d passed, %d failed\n", n - f, f }' "$LOG"
+     END { printf "%d passed, %d failed\n", n - f + fuzz_passed, f + fuzz_failed }' "$LOG"
+exit "$fuzz_status"
