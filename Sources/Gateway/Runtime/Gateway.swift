@@ -137,10 +137,9 @@ public final class Gateway: @unchecked Sendable {
     }
 
     private func armSweep() {
-        sweepTimer = schedule(at: now + Self.sweepInterval) { [weak self] in
+        sweepTimer = clock.scheduleRepeating(every: Self.sweepInterval, on: loop) { [weak self] in
             guard let self, !self.sweepStopped else { return }
             self.sweep()
-            self.armSweep()
         }
     }
 

@@ -17,6 +17,8 @@ public protocol GatewayClock: AnyObject, Sendable {
     var now: UInt64 { get }
     /// Runs `work` on `loop` once `deadline` has come, unless the timer is cancelled first.
     func schedule(at deadline: UInt64, on loop: EventLoop, _ work: @escaping @Sendable () -> Void) -> any GatewayTimer
+    /// Runs `work` on `loop` every `interval` until the timer is cancelled.
+    func scheduleRepeating(every interval: UInt64, on loop: EventLoop, _ work: @escaping @Sendable () -> Void) -> any GatewayTimer
 }
 
 /// The monotonic clock and the event loop's own timers.
@@ -28,6 +30,11 @@ public final class SystemClock: GatewayClock {
     public func schedule(at deadline: UInt64, on loop: EventLoop, _ work: @escaping @Sendable () -> Void) -> any GatewayTimer {
         let t = now
         return loop.schedule(after: .nanoseconds(Int64(deadline > t ? deadline - t : 0)), work)
+    }
+
+    /// The loop's own repeating timer: no allocation per period.
+    public func scheduleRepeating(every interval: UInt64, on loop: EventLoop, _ work: @escaping @Sendable () -> Void) -> any GatewayTimer {
+        loop.scheduleRepeating(every: .nanoseconds(Int64(interval)), work)
     }
 }
 
@@ -70,6 +77,29 @@ public final class ManualClock: GatewayClock {
             let timer = Timer(deadline: deadline, sequence: s.sequence, work: work)
             s.timers.append(timer)
             return timer
+        }
+    }
+
+    public func scheduleRepeating(every interval: UInt64, on loop: EventLoop, _ work: @escaping @Sendable () -> Void) -> any GatewayTimer {
+        let repeating = RepeatingTimer()
+        @Sendable func arm(_ at: UInt64) {
+            repeating.current = schedule(at: at, on: loop) { [weak self] in
+                guard !repeating.cancelled.load(ordering: .relaxed) else { return }
+                work()
+                arm(at + interval)
+                _ = self
+            }
+        }
+        arm(now + interval)
+        return repeating
+    }
+
+    private final class RepeatingTimer: GatewayTimer, @unchecked Sendable {
+        let cancelled = Atomic<Bool>(false)
+        var current: (any GatewayTimer)?
+        func cancel() {
+            cancelled.store(true, ordering: .relaxed)
+            current?.cancel()
         }
     }
 
