@@ -226,6 +226,8 @@ EOF
 fi
 
 # ---------------------------------------------------------------- the gateways
+# The load generator's clients are anonymous: the anonymous limits (a policy, not the relay)
+# are lifted, as the credits are, so that the relay itself is measured.
 gateway_config() {  # SIM_PORT EVENT_LOOP
     cat <<EOF
 {
@@ -237,6 +239,8 @@ gateway_config() {  # SIM_PORT EVENT_LOOP
                  "subscribe_cost": 1, "subscribe_max": 1000000000 }
   },
   "limits": { "max_clients": 20000 },
+  "anonymous_limits": { "rate_limit": { "per_s": 1000000000, "burst": 1000000000 },
+                        "total_rate_limit": { "per_s": 1000000000, "burst": 1000000000 } },
   "transport": { "event_loop": "$2" }
 }
 EOF
