@@ -453,6 +453,7 @@ class World:
         self.rate, self.burst = ME_TIER[variant]
         self.clients = [f"c{i}" for i in range(2 * opts.concurrency)]
         self.request_timeout_ms = opts.request_timeout_ms or REQUEST_TIMEOUT_MS[variant]
+        self.notes: list[str] = []
 
     async def start_sim(self) -> None:
         argv = [str(self.bin / "deribit-sim"), "--listen", "127.0.0.1:0", "--keys", "gw:gw-secret",
@@ -494,28 +495,55 @@ class World:
         if "result" not in r:
             raise HarnessError(f"janitor barrier: {r}")
 
+    async def sim_request(self, method: str, path: str) -> dict:
+        """GET /sim/state or POST /sim/fault/… (both idempotent): 3 tries of 10 s each, so that a
+        simulator slowed down by a busy machine is not taken for a dead one."""
+        last: object = None
+        for attempt in range(3):
+            if not self.sim.alive():
+                raise HarnessError(f"deribit-sim exited with {self.sim.p.returncode}: {self.sim.tail()}")
+            try:
+                status, body = await http_json(method, self.sim.port, path, timeout=10)
+                if status == 200:
+                    if attempt:
+                        self.notes.append(f"{method} {path} answered at try {attempt + 1}")
+                    return body
+                last = status
+            except (OSError, asyncio.TimeoutError) as e:
+                last = repr(e)
+            await asyncio.sleep(0.5)
+        raise HarnessError(f"{method} {path}: {last} (3 tries)")
+
     async def sim_state(self) -> dict:
-        if not self.sim.alive():
-            raise HarnessError(f"deribit-sim exited with {self.sim.p.returncode}: {self.sim.tail()}")
-        try:
-            status, body = await http_json("GET", self.sim.port, "/sim/state")
-        except (OSError, asyncio.TimeoutError) as e:
-            raise HarnessError(f"GET /sim/state: {e!r}") from e
-        if status != 200:
-            raise HarnessError(f"GET /sim/state: {status}")
-        return body
+        return await self.sim_request("GET", "/sim/state")
 
     async def sim_post(self, path: str) -> None:
-        try:
-            status, _ = await http_json("POST", self.sim.port, path)
-        except (OSError, asyncio.TimeoutError) as e:
-            raise HarnessError(f"POST {path}: {e!r}") from e
-        if status != 200:
-            raise HarnessError(f"POST {path}: {status}")
+        await self.sim_request("POST", path)
 
-    async def start_gateway(self, rnd: int) -> None:
-        rng = random.Random(f"{self.opts.seed}/{self.variant}/gateway@{rnd}")
-        self.gw_flags = {c: rng.random() < 0.5 for c in self.clients}
+    async def leaked_channels(self, timeout: float = 5.0) -> list[str]:
+        """Market-data channels the simulator still streams to the gateway although the gateway has
+        no client left (waits up to `timeout` for late unsubscribes)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            subs = (await self.sim_state()).get("subscriptions", {})
+            leaked = sorted(c for c in subs if not c.startswith("user."))
+            if not leaked or time.monotonic() > deadline:
+                return leaked
+            await asyncio.sleep(0.2)
+
+    async def restart_gateway(self, rnd: int) -> None:
+        if self.gw and self.gw.alive():
+            await asyncio.to_thread(self.gw.stop, 10.0)
+        await self.cleanup()
+        await self.wait_credits_full()
+        await self.start_gateway(rnd, same_flags=True)
+
+    async def start_gateway(self, rnd: int, same_flags: bool = False) -> None:
+        """A new gateway; its clients' configured flags are drawn anew (after SIGTERM) or kept
+        (a restart the plan did not call for), so the plan stays the seed's."""
+        if not same_flags:
+            rng = random.Random(f"{self.opts.seed}/{self.variant}/gateway@{rnd}")
+            self.gw_flags = {c: rng.random() < 0.5 for c in self.clients}
         upstream = {"url": f"ws://127.0.0.1:{self.sim.port}/ws/api/v2", "client_id": "gw", "client_secret": "gw-secret",
                     "reconnect_min_ms": 50, "reconnect_max_ms": 500, "cancel_on_disconnect": True,
                     "credits": {"matching_engine_rate": self.rate, "matching_engine_burst": self.burst}}
@@ -1064,9 +1092,7 @@ async def run_variant(opts, variant: str, n_trials: int, bin_dir: Path, logroot:
             if not w.gw.alive():
                 rc = w.gw.p.returncode
                 res.notes.append(f"gateway exited unexpectedly with {rc} before round {rnd}: restarted")
-                await w.cleanup()
-                await w.wait_credits_full()
-                await w.start_gateway(rnd)
+                await w.restart_gateway(rnd)
             plan = plan_round(opts.seed, variant, rnd, index, size, w.clients, w.gw_flags)
             res.digest.update(repr((plan.kind, plan.fault, plan.sync_end, [(t.client, t.config_flag, t.ending, t.ops, t.slow_channels,
                                     [(o.label, o.instrument, o.side, o.amount, o.price) for o in t.orders])
@@ -1124,8 +1150,20 @@ async def run_variant(opts, variant: str, n_trials: int, bin_dir: Path, logroot:
                     f"{sum(m.kind == 'missed' for m in mism)} missed; trials {t1 - t0:.1f} s, settle {t2 - t1:.1f} s")
             await w.cleanup()
             await w.wait_credits_full()
-            if plan.kind == "sigterm" or not w.gw.alive():
+            if plan.kind == "sigterm":
                 await w.start_gateway(rnd + 1)
+            elif not w.gw.alive():
+                await w.start_gateway(rnd + 1, same_flags=True)
+            elif leaked := await w.leaked_channels():
+                # Rounds must not interfere: a channel left subscribed upstream keeps the exchange
+                # streaming to nobody. A new gateway starts clean.
+                res.notes.append(f"round {rnd}: the gateway kept {len(leaked)} market-data channels subscribed "
+                                 f"upstream with no client left ({', '.join(leaked[:3])}{', …' if len(leaked) > 3 else ''}): "
+                                 f"gateway restarted")
+                res.stats["gateway restarts for channels left subscribed upstream"] += 1
+                await w.restart_gateway(rnd + 1)
+            res.notes.extend(f"round {rnd}: {n}" for n in w.notes)
+            w.notes.clear()
             rnd += 1
             index += size
     except HarnessError as e:
