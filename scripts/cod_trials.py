@@ -113,6 +113,7 @@ class Proc:
         except OSError as e:
             raise HarnessError(f"cannot start {argv[0]}: {e}") from e
         ALL_PROCS.append(self)
+        self._seen: dict[str, int] = {}
         self.port = 0
 
     @property
@@ -140,6 +141,16 @@ class Proc:
             return " | ".join(self.err_path.read_text(errors="replace").splitlines()[-n:])
         except OSError:
             return ""
+
+    def new_log_lines(self, needle: str) -> list[str]:
+        """Lines containing `needle` logged since the last call."""
+        try:
+            lines = [l for l in self.err_path.read_text(errors="replace").splitlines() if needle in l]
+        except OSError:
+            return []
+        seen = self._seen.get(needle, 0)
+        self._seen[needle] = len(lines)
+        return lines[seen:]
 
     def log_lines(self, needle: str, limit: int = 4) -> list[str]:
         try:
@@ -461,6 +472,9 @@ class World:
                 "--me-rate", str(self.rate), "--me-burst", str(self.burst), "--seed", str(self.opts.seed)]
         self.sim = Proc(f"{TAG[self.variant]}-sim", argv, self.logdir)
         await self.sim.wait_listening("deribit-sim listening on")
+        await self.connect_janitor()
+
+    async def connect_janitor(self) -> None:
         try:
             self.janitor = await Rpc.open(f"ws://127.0.0.1:{self.sim.port}/ws/api/v2", self.sim.port)
             r = await self.janitor.call("public/auth", {"grant_type": "client_credentials", "client_id": "gw",
@@ -486,8 +500,15 @@ class World:
             if o.get("order_state") == "cancelled":
                 rec["cancel_reason"] = o.get("cancel_reason")
 
+    async def ensure_janitor(self) -> None:
+        if self.janitor is None or self.janitor.closed.is_set():
+            self.notes.append(f"the simulator closed the janitor's connection ({self.janitor.close_code if self.janitor else None}): "
+                              "reconnected; order events in between were missed")
+            await self.connect_janitor()
+
     async def janitor_barrier(self) -> None:
         """A round trip on the janitor's connection: every order event before it has been read."""
+        await self.ensure_janitor()
         try:
             r = await self.janitor.call("public/test", {}, timeout=10)
         except (asyncio.TimeoutError, Closed) as e:
@@ -605,6 +626,7 @@ class World:
         st = await self.sim_state()
         n = len(st.get("open_orders", []))
         if n:
+            await self.ensure_janitor()
             try:
                 r = await self.janitor.call("private/cancel_all", {}, timeout=10)
             except (asyncio.TimeoutError, Closed) as e:
@@ -875,14 +897,19 @@ class RoundRun:
     async def cancel(self, rpc: Rpc, o: Order) -> None:
         if o.order_id is None or o.client_cancel in ("ok", "not-open"):
             return
-        uncertain = False
+        uncertain = o.client_cancel == "uncertain"
         deadline = time.monotonic() + self.retry_for
         while time.monotonic() < deadline:
+            fut = await rpc.send("private/cancel", {"order_id": o.order_id})
+            # Sent: until its answer comes, nobody knows whether it was carried out (the
+            # connection may end first, a heartbeat running out, say).
+            prev, o.client_cancel = o.client_cancel, "uncertain"
             try:
-                r = await rpc.call("private/cancel", {"order_id": o.order_id}, timeout=self.call_timeout)
+                r = await asyncio.wait_for(asyncio.shield(fut), self.call_timeout)
             except asyncio.TimeoutError:
                 uncertain = True
                 break
+            o.client_cancel = prev
             if "result" in r:
                 o.client_cancel = "ok"
                 return
@@ -896,8 +923,7 @@ class RoundRun:
             if code != 10028:
                 o.notes.append(f"cancel error {code}")
             await asyncio.sleep(self.retry_pause)
-        if uncertain:
-            o.client_cancel = "uncertain"
+        o.client_cancel = "uncertain" if uncertain else None
 
     async def end(self, t: Trial, rpc: Rpc, hb_at: float | None) -> None:
         e = t.ending
@@ -1045,8 +1071,10 @@ def evaluate(w: World, trials: list[Trial], state: dict, stats: Counter) -> list
                 out.append(Mismatch("missed", t, o, oid, "expected cancelled by the gateway, still open"))
             elif not must and not is_open:
                 states = "/".join(s or "?" for s in (fed or {}).get("states", [])) or "no event seen"
+                why = (" = the exchange's own cancel-on-disconnect: the gateway's upstream session ended"
+                       if reason == "cancel_on_disconnect" else "")
                 out.append(Mismatch("wrong", t, o, oid, f"expected open, found closed ({states}"
-                                    + (f", cancel_reason {reason})" if reason else ")")))
+                                    + (f", cancel_reason {reason}{why})" if reason else ")")))
     return out
 
 
@@ -1109,6 +1137,13 @@ async def run_variant(opts, variant: str, n_trials: int, bin_dir: Path, logroot:
                     await w.sim_post("/sim/fault/stop_answering?on=false")
             if plan.kind == "sigterm":
                 res.stats[f"gateway exit status {run.sigterm_exit} after SIGTERM"] += 1
+            # The upstream session lost during the round: the exchange's own cancel-on-disconnect
+            # then cancels every order placed through it.
+            for line in gw.new_log_lines("upstream connection lost"):
+                if plan.kind == "sigterm" and "logout" in line:
+                    continue
+                res.stats["gateway upstream sessions lost during a round"] += 1
+                run.notes.append("upstream session lost: " + line.split(" deribit-gateway: ", 1)[-1])
             if plan.kind != "sigterm" and not gw.alive():
                 run.notes.append(f"gateway exited with {gw.p.returncode} during the round")
             t1 = time.monotonic()
@@ -1129,7 +1164,7 @@ async def run_variant(opts, variant: str, n_trials: int, bin_dir: Path, logroot:
                     res.wrong += 1
                 else:
                     res.missed += 1
-                fault = f" fault {plan.fault[0]} {plan.fault[2]} s" if plan.fault else ""
+                fault = f", fault {plan.fault[0]} {plan.fault[2]} s" if plan.fault else ""
                 lines = gw.log_lines(f"order_id={m.order_id}") if m.order_id else []
                 o = m.order
                 extra = f"; order notes: {'; '.join(o.notes)}" if o.notes else ""
