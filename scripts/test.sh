@@ -77,13 +77,28 @@ fi
 # fuzz.sh stopped before its summary (no toolchain support, bad arguments): one failure.
 if [ "$fuzz_status" -ne 0 ] && [ "$fuzz_failed" -eq 0 ]; then fuzz_failed=1; fi
 
-# One closing line over both runs and the fuzz targets: XCTest prints "Executed N tests, with
-# F failures" per run (the last such line of a run is its total).
-awk -v fuzz_passed="$fuzz_passed" -v fuzz_failed="$fuzz_failed" '
+# A short seeded run of the cancel-on-disconnect trials (docs/TRIALS.md) against the gateway and
+# the simulator just built: it counts as one test, passed when it reports 0 wrong and 0 missed
+# cancels. TRIALS=0 skips it.
+TRIALS="${TRIALS:-24}"
+trials_passed=0
+trials_failed=0
+if [ "$#" -eq 0 ] && [ "$TRIALS" != 0 ]; then
+    if "$VENV/bin/python" scripts/cod_trials.py --seed 7 --trials "$TRIALS" --bin "$(swift build --show-bin-path)" 2>&1; then
+        trials_passed=1
+    else
+        trials_failed=1
+    fi
+fi
+
+# One closing line over both runs, the fuzz targets and the trials: XCTest prints "Executed N
+# tests, with F failures" per run (the last such line of a run is its total).
+awk -v fuzz_passed="$((fuzz_passed + trials_passed))" -v fuzz_failed="$((fuzz_failed + trials_failed))" '
      /^Test Suite .(All tests|Selected tests). (passed|failed)/ { grab = 1; next }
      grab && /Executed [0-9]+ tests?, with [0-9]+ failures?/ {
          for (i = 1; i <= NF; i++) { if ($i == "Executed") n += $(i + 1); if ($i == "with") f += $(i + 1) }
          grab = 0
      }
      END { printf "%d passed, %d failed\n", n - f + fuzz_passed, f + fuzz_failed }' "$LOG"
+if [ "$trials_failed" -ne 0 ]; then exit 1; fi
 exit "$fuzz_status"
