@@ -1145,8 +1145,8 @@ async def run_variant(opts, variant: str, n_trials: int, bin_dir: Path, logroot:
             # The upstream session lost during the round: the exchange's own cancel-on-disconnect
             # then cancels every order placed through it.
             for line in gw.new_log_lines("upstream connection lost"):
-                if plan.kind == "sigterm" and "logout" in line:
-                    continue
+                if plan.kind == "sigterm" and ("logout" in line or "gateway shutdown" in line):
+                    continue     # the shutdown's own end of the session
                 res.stats["gateway upstream sessions lost during a round"] += 1
                 run.notes.append("upstream session lost: " + line.split(" deribit-gateway: ", 1)[-1])
             if plan.kind != "sigterm" and not gw.alive():
