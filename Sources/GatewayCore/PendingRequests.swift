@@ -138,8 +138,8 @@ package enum GatewayTask: Sendable, Equatable {
     case heartbeatAnswer
     /// Channels subscribed upstream on behalf of clients (SPEC §6.4).
     case subscribe([String], generation: Int)
-    /// Channels released upstream: nobody waits for the answer.
-    case unsubscribe
+    /// Channels released upstream; sent again if the answer is lost while the connection stays.
+    case unsubscribe([String], generation: Int)
     /// A book whose `change_id` chain broke: unsubscribed, then subscribed again for a fresh
     /// snapshot (SPEC §6.4).
     case bookResyncUnsubscribed(channel: String, generation: Int)

@@ -46,6 +46,22 @@ final class GatewayCoreSubscriptionTests: XCTestCase {
         XCTAssertEqual(try sim.channelHolders(ch2), [])
     }
 
+    /// The last holder leaves and the gateway's unsubscribe goes unanswered (lost in a stall): it
+    /// is sent again, so the exchange does not keep a channel nobody holds.
+    func testALostUpstreamUnsubscribeIsSentAgain() throws {
+        let (sim, gw) = try startGateway(simArguments: ["--rate", "20"], upstream: ["request_timeout_ms": 300])
+        let loop = makeLoop(.dispatch)
+        let a = try RPCClient(url: gw.wsURL, loop: loop)
+        let ch = "ticker.ETH-PERPETUAL.100ms"
+        XCTAssertEqual(try a.call("public/subscribe", ["channels": [ch]])["result"] as? [String], [ch])
+        XCTAssertEqual(try sim.channelHolders(ch).count, 1)
+        XCTAssertEqual(try sim.post("/sim/fault/lose_answer?method=private/unsubscribe&count=1&execute=false"), 200)
+        XCTAssertEqual(try a.call("public/unsubscribe", ["channels": [ch]])["result"] as? [String], [ch])
+        try pollUntil("the channel released at the exchange") { try sim.channelHolders(ch).isEmpty }
+        XCTAssertEqual(try sim.unsubscribeRequests(ch), 1, "the lost one was never seen; the second went through")
+        XCTAssertNotNil(try a.call("public/get_time")["result"], "the session is the same and answers")
+    }
+
     func testConcurrentFirstSubscribesSendOneUpstreamRequest() throws {
         let (sim, gw) = try startGateway()
         let loop = makeLoop(.dispatch)

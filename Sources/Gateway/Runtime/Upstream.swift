@@ -329,8 +329,14 @@ extension Gateway {
         switch task {
         case .session(let step, let generation):
             stepAnswered(step, generation: generation, outcome)
-        case .heartbeatAnswer, .unsubscribe:
+        case .heartbeatAnswer:
             break
+        case .unsubscribe(let chunk, let generation):
+            // Unanswered on a connection that is still there (a stall): the exchange may still
+            // hold the channels. Released again unless a client took them back meanwhile.
+            guard case .failed(.upstreamTimeout) = outcome, generation == session.generation else { return }
+            let stillReleased = chunk.filter { subscriptions.channels[$0] == nil }
+            if !stillReleased.isEmpty { apply([.unsubscribeUpstream(stillReleased)]) }
         case .subscribe(let chunk, _):
             apply(subscriptions.upstreamAnswered(chunk, outcome))
         case .bookResyncUnsubscribed(let channel, let generation):
@@ -381,7 +387,8 @@ extension Gateway {
                 submit(.subscribe(chunk, generation: session.generation), subscribeMethod, .object([("channels", .strings(chunk))]),
                        bucket: .subscribe, whenReady: true)
             case .unsubscribeUpstream(let chunk):
-                submit(.unsubscribe, unsubscribeMethod, .object([("channels", .strings(chunk))]), bucket: .subscribe, whenReady: true)
+                submit(.unsubscribe(chunk, generation: session.generation), unsubscribeMethod, .object([("channels", .strings(chunk))]),
+                       bucket: .subscribe, whenReady: true)
             case .warning(let text):
                 logger.warning("\(text)")
             }
