@@ -58,6 +58,9 @@ package struct CancelQueue: Sendable {
 
     package func contains(_ orderID: String) -> Bool { jobs[orderID] != nil }
 
+    /// The job of one order, while it goes on.
+    package func job(_ orderID: String) -> Job? { jobs[orderID] }
+
     // MARK: events
 
     /// A disconnected client's order is to be cancelled. False when it already is queued.

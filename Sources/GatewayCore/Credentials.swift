@@ -15,7 +15,8 @@ package struct TokenStore: Sendable {
     package static let accessLifetime: Nanos = .milliseconds(900_000)
     /// A refresh token can be redeemed for a day, once.
     package static let refreshLifetime: Nanos = .milliseconds(86_400_000)
-    /// Tokens of each kind held at most; the one closest to expiry goes first.
+    /// Tokens of each kind held at most; the one closest to expiry goes first (so expired tokens
+    /// need no sweep: they are the first to go, and refused on use meanwhile).
     package static let maxTokens = 8192
 
     private var access: [String: Grant] = [:]
@@ -54,12 +55,6 @@ package struct TokenStore: Sendable {
             access[t] = nil
             refresh[t] = nil
         }
-    }
-
-    /// Drops expired tokens (the sweep).
-    package mutating func expire(now: Nanos) {
-        access = access.filter { $0.value.expiresAt > now }
-        refresh = refresh.filter { $0.value.expiresAt > now }
     }
 
     private static func bound(_ tokens: inout [String: Grant]) {

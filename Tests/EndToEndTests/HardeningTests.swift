@@ -141,13 +141,3 @@ final class HardeningTests: XCTestCase {
         XCTAssertGreaterThan(try f.metric(#"deribit_gateway_rate_limited_total{client="anonymous"}"#), 300)
     }
 }
-
-/// Calls `body` until it returns a value, with a deadline (for a state no event announces).
-func pollValue<T>(_ what: String, timeout: Double, _ body: () throws -> T?) throws -> T {
-    let end = Date().addingTimeInterval(timeout)
-    while true {
-        if let v = try body() { return v }
-        guard Date() < end else { throw TestFailure("timed out after \(timeout) s waiting for \(what)") }
-        usleep(20_000)
-    }
-}

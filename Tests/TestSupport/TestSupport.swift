@@ -96,6 +96,16 @@ public func pollUntil(
     }
 }
 
+/// `pollUntil` for a value: calls `body` until it returns one, with the same deadline.
+public func pollValue<T>(_ what: String, timeout: Double = testDeadline, _ body: () throws -> T?) throws -> T {
+    var value: T?
+    try pollUntil(what, timeout: timeout) {
+        value = try body()
+        return value != nil
+    }
+    return value!
+}
+
 /// Deterministic printable ASCII: byte count equals character count.
 public func asciiPayload(_ count: Int, seed: Int = 0) -> [UInt8] {
     (0..<count).map { UInt8(0x21 + ($0 &* 31 &+ seed) % 94) }

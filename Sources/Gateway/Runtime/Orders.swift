@@ -51,7 +51,7 @@ extension Gateway {
 
     /// The answer to a cancel, or to the check of its order's state.
     func cancelAnswered(_ orderID: String, _ outcome: UpstreamOutcome, check: Bool) {
-        guard let job = cancels.pending.first(where: { $0.cancel.orderID == orderID }) else { return }
+        guard let job = cancels.job(orderID) else { return }
         let t = now
         let settled = check ? cancels.stateAnswered(orderID, outcome, now: t) : cancels.cancelAnswered(orderID, outcome, now: t)
         let metadata: Logger.Metadata = ["client": "\(job.cancel.label)", "order_id": "\(orderID)", "conn.id": "\(job.cancel.client)"]
@@ -65,7 +65,7 @@ extension Gateway {
         case nil:
             if let e = outcome.errorDescription {
                 logger.warning("cancel-on-disconnect not confirmed; retrying", metadata: metadata.merging([
-                    "error": "\(e)", "next": "\(cancels.pending.first { $0.cancel.orderID == orderID }?.work == .checkState ? "get_order_state" : "cancel")",
+                    "error": "\(e)", "next": "\(cancels.job(orderID)?.work == .checkState ? "get_order_state" : "cancel")",
                 ]) { $1 })
             }
         }
